@@ -1,0 +1,3 @@
+export * from './fake-clock.js';
+export * from './postgres.js';
+export * from './stub-client.js';
