@@ -44,7 +44,10 @@ export class PoolCluster {
     this.clock = options.clock ?? systemClock;
     this.cooldown = options.replicaCooldownMillis ?? 5000;
     this.primary = asPool(options.primary, `${name}-primary`);
-    this.replicas = (options.replicas ?? []).map((r, i) => ({ pool: asPool(r, `${name}-replica-${i + 1}`), downUntil: 0 }));
+    this.replicas = (options.replicas ?? []).map((r, i) => ({
+      pool: asPool(r, `${name}-replica-${i + 1}`),
+      downUntil: 0,
+    }));
   }
 
   /** A statement that may write: always the primary. */

@@ -99,7 +99,10 @@ export class Connector {
         abortClient(client);
         finish(error);
       };
-      const timer = timeoutMillis > 0 ? this.clock.setTimeout(() => giveUp(new ConnectTimeoutError(timeoutMillis)), timeoutMillis) : undefined;
+      const timer =
+        timeoutMillis > 0
+          ? this.clock.setTimeout(() => giveUp(new ConnectTimeoutError(timeoutMillis)), timeoutMillis)
+          : undefined;
       timer?.unref?.();
       try {
         const maybePromise = client.connect((err?: Error) => finish(err ?? undefined));

@@ -83,7 +83,11 @@ function finite(n: number): number | null {
   return Number.isFinite(n) ? n : null;
 }
 
-function connectionTarget(options: Record<string, unknown>): { host?: string; database?: string; user?: string } {
+function connectionTarget(options: Record<string, unknown>): {
+  host?: string;
+  database?: string;
+  user?: string;
+} {
   const out: { host?: string; database?: string; user?: string } = {};
   if (typeof options.connectionString === 'string') {
     try {
@@ -95,7 +99,8 @@ function connectionTarget(options: Record<string, unknown>): { host?: string; da
       // not a URL (a key=value string): show nothing rather than something wrong
     }
   }
-  if (typeof options.host === 'string') out.host = options.port ? `${options.host}:${options.port}` : options.host;
+  if (typeof options.host === 'string')
+    out.host = options.port ? `${options.host}:${options.port}` : options.host;
   if (typeof options.database === 'string') out.database = options.database;
   if (typeof options.user === 'string') out.user = options.user;
   return out;
@@ -149,7 +154,8 @@ export function inspectPool(pool: Pool): PoolInspection {
       host: target.host,
       database: target.database,
       user: target.user,
-      applicationName: typeof pool.options.application_name === 'string' ? pool.options.application_name : undefined,
+      applicationName:
+        typeof pool.options.application_name === 'string' ? pool.options.application_name : undefined,
     },
     counts: {
       total: pool.totalCount,

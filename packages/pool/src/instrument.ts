@@ -27,12 +27,20 @@ export function instrumentClient(slot: Slot, client: PooledClient, stats: PoolSt
     if (error) stats.countError(error, end);
   };
 
-  client.query = function instrumentedQuery(this: unknown, config: unknown, values?: unknown, callback?: unknown) {
-    const text =
-      typeof config === 'string' ? config : (config as { text?: unknown } | null)?.text;
+  client.query = function instrumentedQuery(
+    this: unknown,
+    config: unknown,
+    values?: unknown,
+    callback?: unknown,
+  ) {
+    const text = typeof config === 'string' ? config : (config as { text?: unknown } | null)?.text;
     if (typeof text === 'string') slot.lastQuery = text;
     // Submittables (cursors, streams) manage their own completion: pass them through untouched.
-    if (config === null || config === undefined || typeof (config as { submit?: unknown }).submit === 'function') {
+    if (
+      config === null ||
+      config === undefined ||
+      typeof (config as { submit?: unknown }).submit === 'function'
+    ) {
       return original.call(client, config, values, callback);
     }
     const start = clock.now();

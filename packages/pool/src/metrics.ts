@@ -85,7 +85,8 @@ export const POOL_METRICS: { name: string; type: MetricData['type']; help: strin
     name: 'database_errors_total',
     type: 'counter',
     help: 'Errors seen by the pool, by SQLSTATE or error code',
-    read: ({ pool }, l) => [...pool._stats.errors].map(([code, value]) => ({ value, labels: { ...l, code } })),
+    read: ({ pool }, l) =>
+      [...pool._stats.errors].map(([code, value]) => ({ value, labels: { ...l, code } })),
   },
   {
     name: 'database_connection_timeouts_total',
@@ -109,7 +110,8 @@ export const POOL_METRICS: { name: string; type: MetricData['type']; help: strin
     name: 'database_connections_closed_total',
     type: 'counter',
     help: 'Connections closed by the pool, by reason',
-    read: ({ pool }, l) => [...pool._stats.closed].map(([reason, value]) => ({ value, labels: { ...l, reason } })),
+    read: ({ pool }, l) =>
+      [...pool._stats.closed].map(([reason, value]) => ({ value, labels: { ...l, reason } })),
   },
 ];
 

@@ -46,7 +46,9 @@ export interface PoolOptions {
   maxUses?: number;
   maxLifetimeSeconds?: number;
   allowExitOnIdle?: boolean;
+  // biome-ignore lint/suspicious/noExplicitAny: pg.Pool passes its own Client type here
   verify?: (client: any, callback: (err?: Error) => void) => void;
+  // biome-ignore lint/suspicious/noExplicitAny: pg.Pool passes its own Client type here
   onConnect?: (client: any) => unknown;
   log?: (...messages: unknown[]) => void;
   Client?: ClientConstructor;
@@ -168,8 +170,14 @@ const POOL_ONLY_KEYS = new Set([
 
 function checkNumber(key: string, value: unknown, opts: { integer?: boolean; min?: number } = {}): number {
   const { integer = false, min = 0 } = opts;
-  if (typeof value !== 'number' || Number.isNaN(value) || (integer && !Number.isInteger(value) && value !== Infinity)) {
-    throw new RangeError(`${key} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`);
+  if (
+    typeof value !== 'number' ||
+    Number.isNaN(value) ||
+    (integer && !Number.isInteger(value) && value !== Infinity)
+  ) {
+    throw new RangeError(
+      `${key} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got ${String(value)}`,
+    );
   }
   if (value < min) throw new RangeError(`${key} must be >= ${min}, got ${value}`);
   return value;
@@ -202,13 +210,19 @@ function pick<T>(...values: (T | undefined)[]): T | undefined {
 export function resolveSettings(options: PoolOptions): ResolvedSettings {
   const env = options.env ?? process.env;
 
-  const max = checkNumber('max', pick(options.max_connections, options.max || undefined, options.poolSize || undefined, 10), {
-    integer: true,
-    min: 1,
-  });
+  const max = checkNumber(
+    'max',
+    pick(options.max_connections, options.max || undefined, options.poolSize || undefined, 10),
+    {
+      integer: true,
+      min: 1,
+    },
+  );
   const min = checkNumber('min', pick(options.min_connections, options.min, 0), { integer: true });
   if (min > max) throw new RangeError(`min (${min}) must not exceed max (${max})`);
-  const maxOverflow = checkNumber('maxOverflow', pick(options.max_overflow, options.maxOverflow, 0), { integer: true });
+  const maxOverflow = checkNumber('maxOverflow', pick(options.max_overflow, options.maxOverflow, 0), {
+    integer: true,
+  });
 
   const timeoutSeconds = pick(envNumber(env, 'DB_POOL_TIMEOUT'), options.connection_timeout);
   const connectionTimeoutMillis = checkNumber(
@@ -236,8 +250,14 @@ export function resolveSettings(options: PoolOptions): ResolvedSettings {
     options.retry === false
       ? false
       : {
-          maxAttempts: checkNumber('retry.maxAttempts', options.retry?.maxAttempts ?? 3, { integer: true, min: 1 }),
-          initialDelayMillis: checkNumber('retry.initialDelayMillis', options.retry?.initialDelayMillis ?? 100),
+          maxAttempts: checkNumber('retry.maxAttempts', options.retry?.maxAttempts ?? 3, {
+            integer: true,
+            min: 1,
+          }),
+          initialDelayMillis: checkNumber(
+            'retry.initialDelayMillis',
+            options.retry?.initialDelayMillis ?? 100,
+          ),
           maxDelayMillis: checkNumber('retry.maxDelayMillis', options.retry?.maxDelayMillis ?? 2000),
         };
   const circuitBreaker =
@@ -260,16 +280,22 @@ export function resolveSettings(options: PoolOptions): ResolvedSettings {
   }
   const sessionSettingsVia = options.sessionSettingsVia ?? 'startup';
   if (sessionSettingsVia !== 'startup' && sessionSettingsVia !== 'query') {
-    throw new RangeError(`sessionSettingsVia must be "startup" or "query", got ${String(sessionSettingsVia)}`);
+    throw new RangeError(
+      `sessionSettingsVia must be "startup" or "query", got ${String(sessionSettingsVia)}`,
+    );
   }
 
   const sessionSettings: Record<string, string> = {};
   if (options.statementTimeoutMillis !== undefined) {
-    sessionSettings.statement_timeout = String(checkNumber('statementTimeoutMillis', options.statementTimeoutMillis, { integer: true }));
+    sessionSettings.statement_timeout = String(
+      checkNumber('statementTimeoutMillis', options.statementTimeoutMillis, { integer: true }),
+    );
   }
   if (options.idleInTransactionTimeoutMillis !== undefined) {
     sessionSettings.idle_in_transaction_session_timeout = String(
-      checkNumber('idleInTransactionTimeoutMillis', options.idleInTransactionTimeoutMillis, { integer: true }),
+      checkNumber('idleInTransactionTimeoutMillis', options.idleInTransactionTimeoutMillis, {
+        integer: true,
+      }),
     );
   }
 
@@ -289,15 +315,27 @@ export function resolveSettings(options: PoolOptions): ResolvedSettings {
     allowExitOnIdle: options.allowExitOnIdle ?? false,
     maxWaiting: checkNumber('maxWaiting', options.maxWaiting ?? Infinity),
     maxConnecting: checkNumber('maxConnecting', options.maxConnecting ?? 2, { min: 1 }),
-    validateAfterIdleMillis: checkNumber('validateAfterIdleMillis', options.validateAfterIdleMillis ?? 10_000),
-    validationTimeoutMillis: checkNumber('validationTimeoutMillis', options.validationTimeoutMillis ?? 3000, { min: 1 }),
-    leakDetectionThresholdMillis: checkNumber('leakDetectionThresholdMillis', options.leakDetectionThresholdMillis ?? 0),
+    validateAfterIdleMillis: checkNumber(
+      'validateAfterIdleMillis',
+      options.validateAfterIdleMillis ?? 10_000,
+    ),
+    validationTimeoutMillis: checkNumber('validationTimeoutMillis', options.validationTimeoutMillis ?? 3000, {
+      min: 1,
+    }),
+    leakDetectionThresholdMillis: checkNumber(
+      'leakDetectionThresholdMillis',
+      options.leakDetectionThresholdMillis ?? 0,
+    ),
     captureSites,
     pipeline: options.pipeline === true,
     maxPipeline: checkNumber('maxPipeline', options.maxPipeline ?? 16, { integer: true, min: 1 }),
-    housekeepingIntervalMillis: checkNumber('housekeepingIntervalMillis', options.housekeepingIntervalMillis ?? 30_000, {
-      min: 1,
-    }),
+    housekeepingIntervalMillis: checkNumber(
+      'housekeepingIntervalMillis',
+      options.housekeepingIntervalMillis ?? 30_000,
+      {
+        min: 1,
+      },
+    ),
     retry,
     circuitBreaker,
     metrics,
@@ -337,5 +375,10 @@ export function clientOptionsFrom(options: PoolOptions, settings: ResolvedSettin
 }
 
 export function hidePassword(target: Record<string, unknown>, password: unknown): void {
-  Object.defineProperty(target, 'password', { configurable: true, enumerable: false, writable: true, value: password });
+  Object.defineProperty(target, 'password', {
+    configurable: true,
+    enumerable: false,
+    writable: true,
+    value: password,
+  });
 }

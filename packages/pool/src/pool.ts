@@ -17,7 +17,13 @@ import {
   QueueFullError,
 } from './errors.js';
 import { instrumentClient, rawQuery } from './instrument.js';
-import { type ClientConstructor, type PoolOptions, type ResolvedSettings, clientOptionsFrom, resolveSettings } from './options.js';
+import {
+  type ClientConstructor,
+  type PoolOptions,
+  type ResolvedSettings,
+  clientOptionsFrom,
+  resolveSettings,
+} from './options.js';
 import { type QueryCallback, runPoolQuery } from './query.js';
 import { type SiteHolder, SiteSampler, captureSite, formatSite } from './site.js';
 import { type PooledClient, Slot } from './slot.js';
@@ -32,7 +38,11 @@ import { Registry } from 'prom-client';
 export const defaultRegistry = new Registry();
 
 export type ReleaseFunction = (err?: Error | boolean) => void;
-export type ConnectCallback = (err: Error | undefined, client: PooledClient | undefined, release: ReleaseFunction) => void;
+export type ConnectCallback = (
+  err: Error | undefined,
+  client: PooledClient | undefined,
+  release: ReleaseFunction,
+) => void;
 
 interface Waiter extends Waiting {
   enqueuedAt: number;
@@ -94,12 +104,21 @@ export class Pool extends EventEmitter {
     this.Promise = given.Promise ?? globalThis.Promise;
     this._clock = this._settings.clock;
     this._sampler = new SiteSampler(this._settings.captureSites);
-    this._connector = new Connector(this._settings, () => new this.Client(this.options), this._clock, this.log);
+    this._connector = new Connector(
+      this._settings,
+      () => new this.Client(this.options),
+      this._clock,
+      this.log,
+    );
     if (this._settings.min > 0) process.nextTick(() => this._fillToMin());
     this._scheduleHousekeeping();
     const metrics = this._settings.metrics;
     if (metrics) {
-      this._unregisterMetrics = registerPoolMetrics(this, metrics.registry ?? defaultRegistry, metrics.environment);
+      this._unregisterMetrics = registerPoolMetrics(
+        this,
+        metrics.registry ?? defaultRegistry,
+        metrics.environment,
+      );
     }
   }
 
@@ -252,7 +271,11 @@ export class Pool extends EventEmitter {
   /** Pipelined statements at the head of the line ride a shared connection that has room. */
   private _fillShared(slot: Slot, now: number): void {
     const maxPipeline = this._settings.maxPipeline;
-    for (let head = this._waiters.peek(); head?.shared && slot.inFlight < maxPipeline && slot.usable; head = this._waiters.peek()) {
+    for (
+      let head = this._waiters.peek();
+      head?.shared && slot.inFlight < maxPipeline && slot.usable;
+      head = this._waiters.peek()
+    ) {
       this._waiters.shift();
       head.settled = true;
       this._clock.clearTimeout(head.timer);
@@ -427,7 +450,8 @@ export class Pool extends EventEmitter {
     const options = this.options as PoolOptions;
     const onConnect = options.onConnect;
     const verify = options.verify;
-    const settings = this._settings.sessionSettingsVia === 'query' ? Object.entries(this._settings.sessionSettings) : [];
+    const settings =
+      this._settings.sessionSettingsVia === 'query' ? Object.entries(this._settings.sessionSettings) : [];
     if (!onConnect && !verify && settings.length === 0) return undefined;
     return async (client) => {
       if (onConnect) await onConnect(client);
@@ -435,7 +459,9 @@ export class Pool extends EventEmitter {
         await rawQuery(client).call(client, 'SELECT set_config($1, $2, false)', [key, value]);
       }
       if (verify) {
-        await new Promise<void>((resolve, reject) => verify(client, (err?: Error) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) =>
+          verify(client, (err?: Error) => (err ? reject(err) : resolve())),
+        );
       }
     };
   }
@@ -683,7 +709,8 @@ export class Pool extends EventEmitter {
   /** @internal Ages and sites of callers in line, oldest first. */
   _waitersInfo(now: number): { waitedMillis: number; site: string | undefined }[] {
     const out = [];
-    for (const waiter of this._waiters) out.push({ waitedMillis: now - waiter.enqueuedAt, site: formatSite(waiter.site) });
+    for (const waiter of this._waiters)
+      out.push({ waitedMillis: now - waiter.enqueuedAt, site: formatSite(waiter.site) });
     return out;
   }
 
@@ -705,6 +732,9 @@ export class Pool extends EventEmitter {
    * are closed when idle, and busy ones when they are returned.
    */
   resize(size: { min?: number; max?: number; maxOverflow?: number }): void {
+    if (size.max !== undefined && !(Number.isInteger(size.max) && size.max >= 1)) {
+      throw new RangeError(`max must be an integer >= 1, got ${String(size.max)}`);
+    }
     const next = resolveSettings({
       max: size.max ?? this._settings.max,
       min: size.min ?? this._settings.min,
@@ -771,4 +801,3 @@ export class Pool extends EventEmitter {
     });
   }
 }
-

@@ -19,7 +19,13 @@ const SESSION_STATEMENT =
 export function isShareable(config: unknown, values: unknown): boolean {
   let text: unknown = config;
   if (typeof config === 'object' && config !== null) {
-    const c = config as { text?: unknown; submit?: unknown; rows?: unknown; name?: unknown; values?: unknown };
+    const c = config as {
+      text?: unknown;
+      submit?: unknown;
+      rows?: unknown;
+      name?: unknown;
+      values?: unknown;
+    };
     if (typeof c.submit === 'function' || c.rows !== undefined) return false;
     text = c.text;
   }
@@ -30,7 +36,9 @@ export function isShareable(config: unknown, values: unknown): boolean {
 }
 
 function isIdempotent(config: unknown): boolean {
-  return typeof config === 'object' && config !== null && (config as { idempotent?: unknown }).idempotent === true;
+  return (
+    typeof config === 'object' && config !== null && (config as { idempotent?: unknown }).idempotent === true
+  );
 }
 
 export function runPoolQuery(
@@ -43,7 +51,9 @@ export function runPoolQuery(
 ): Promise<pg.QueryResult> | undefined {
   if (typeof text === 'function') {
     const cb = text as QueryCallback;
-    setImmediate(() => cb(new Error('Passing a function as the first parameter to pool.query is not supported')));
+    setImmediate(() =>
+      cb(new Error('Passing a function as the first parameter to pool.query is not supported')),
+    );
     return undefined;
   }
   let cb = callback;

@@ -28,7 +28,9 @@ export function isTransientConnectError(error: unknown): boolean {
   if (TRANSIENT_CONNECT.has(code)) return true;
   if (code === '08007') return false;
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated unexpectedly|the database system is (starting up|shutting down)/i.test(message);
+  return /Connection terminated unexpectedly|the database system is (starting up|shutting down)/i.test(
+    message,
+  );
 }
 
 /** Failures that say nothing about the server's health (bad password, missing database) do not trip the breaker. */
@@ -43,7 +45,13 @@ export function countsAgainstBreaker(error: unknown): boolean {
 export function isConnectionLostError(error: unknown): boolean {
   const code = errorCode(error);
   if (code === '08007') return false;
-  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === 'ECONNRESET' || code === 'EPIPE') {
+  if (
+    code.startsWith('08') ||
+    code === '57P01' ||
+    code === '57P02' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE'
+  ) {
     return true;
   }
   const message = error instanceof Error ? error.message : '';

@@ -1,0 +1,143 @@
+// Integration tests against a real PostgreSQL: resizing a pool while statements are running.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { testDatabaseUrl } from '@pgwarden/testkit';
+import pg from 'pg';
+import { Pool } from './pool.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function unique(prefix: string): string {
+  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 3000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+describe('resize against a real server', () => {
+  let url: string;
+  let admin: pg.Client;
+  before(async () => {
+    url = await testDatabaseUrl();
+    admin = new pg.Client({ connectionString: url, application_name: 'pgwarden-test-admin' });
+    await admin.connect();
+  });
+  after(async () => {
+    await admin?.end();
+  });
+
+  async function backends(app: string): Promise<number> {
+    const res = await admin.query(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
+      [app],
+    );
+    return res.rows[0].n;
+  }
+
+  it('loses no query when resized down, up and down again under load', async () => {
+    const app = unique('resize-load');
+    const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 10 });
+    try {
+      const total = 300;
+      let done = 0;
+      const resizes: [number, { min?: number; max: number }][] = [
+        [75, { max: 2 }],
+        [150, { max: 8 }],
+        [225, { min: 2, max: 4 }],
+      ];
+      const queries: Promise<number>[] = [];
+      for (let id = 0; id < total; id++) {
+        const q = pool.query('SELECT pg_sleep(0.005), $1::int AS id', [id]) as Promise<pg.QueryResult>;
+        queries.push(
+          q.then((res) => {
+            done++;
+            const next = resizes[0];
+            if (next && done >= next[0]) {
+              resizes.shift();
+              pool.resize(next[1]);
+            }
+            return res.rows[0].id as number;
+          }),
+        );
+      }
+      const ids = await Promise.all(queries);
+      assert.deepEqual(
+        ids,
+        Array.from({ length: total }, (_, i) => i),
+      );
+      assert.equal(resizes.length, 0, 'not every resize happened');
+      assert.equal(pool.inspect().settings.max, 4);
+      assert.equal(pool.inspect().settings.min, 2);
+      assert.ok(pool.totalCount <= 4, `totalCount ${pool.totalCount} exceeds max 4 + maxOverflow 0`);
+      assert.ok(pool.totalCount >= 2, `totalCount ${pool.totalCount} is below min 2`);
+      assert.equal(pool.waitingCount, 0);
+      assert.equal(pool.activeCount, 0);
+      await waitFor('the server to see at most 4 backends', async () => (await backends(app)) <= 4);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('closes connections above a shrunk max when they are returned, even while callers wait', async () => {
+    const app = unique('resize-shrink');
+    const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 8 });
+    try {
+      const queries: Promise<unknown>[] = [];
+      for (let i = 0; i < 400; i++) queries.push(pool.query('SELECT pg_sleep(0.005)') as Promise<unknown>);
+      await waitFor('the pool to reach 8 connections', () => pool.totalCount === 8);
+      pool.resize({ max: 2 });
+      // Every connection comes back within a few milliseconds; the six above the new max must not be
+      // handed to the callers still waiting.
+      await waitFor(
+        `totalCount to drop to 2 while callers still wait (total ${pool.totalCount}, waiting ${pool.waitingCount})`,
+        () => pool.totalCount <= 2,
+        1000,
+      );
+      assert.ok(pool.waitingCount > 0, 'the load was over before the pool shrank: the test proves nothing');
+      await Promise.all(queries);
+      assert.ok(pool.totalCount <= 2);
+      assert.equal(pool.inspect().stats.closed.resize ?? 0, 6);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('lets waiting callers proceed at once when it grows', async () => {
+    const app = unique('resize-grow');
+    const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 1 });
+    try {
+      const holder = await pool.connect();
+      try {
+        const waiters = [pool.connect(), pool.connect(), pool.connect()];
+        await sleep(50);
+        assert.equal(pool.waitingCount, 3, 'the callers should be waiting for the only connection');
+        const grownAt = performance.now();
+        pool.resize({ max: 4 });
+        const clients = await Promise.all(waiters);
+        const took = performance.now() - grownAt;
+        try {
+          assert.ok(took < 500, `waiters got their connections ${took.toFixed(0)}ms after the resize`);
+          assert.equal(pool.totalCount, 4);
+          const pids = new Set([holder.processID, ...clients.map((c) => c.processID)]);
+          assert.equal(pids.size, 4, 'every caller has its own backend');
+          assert.equal(await backends(app), 4);
+        } finally {
+          for (const c of clients) c.release();
+        }
+      } finally {
+        holder.release();
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+});
