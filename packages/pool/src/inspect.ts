@@ -116,17 +116,17 @@ export function inspectPool(pool: Pool): PoolInspection {
     connections.push({
       pid: slot.pid,
       state: slot.state,
-      ageMillis: now - slot.createdAt,
+      ageMillis: Math.round(now - slot.createdAt),
       uses: slot.uses,
-      idleMillis: slot.state === 'idle' ? now - slot.idleSince : undefined,
-      retiresInMillis: Number.isFinite(slot.retireAt) ? Math.max(0, slot.retireAt - now) : undefined,
+      idleMillis: slot.state === 'idle' ? Math.round(now - slot.idleSince) : undefined,
+      retiresInMillis: Number.isFinite(slot.retireAt) ? Math.max(0, Math.round(slot.retireAt - now)) : undefined,
     });
     if (slot.state === 'busy' || slot.state === 'shared') {
       checkouts.push({
         pid: slot.pid,
         state: slot.state,
         site: formatSite(slot.site),
-        heldMillis: now - slot.checkoutAt,
+        heldMillis: Math.round(now - slot.checkoutAt),
         lastQuery: slot.lastQuery === undefined ? undefined : truncate(slot.lastQuery, QUERY_TEXT_LIMIT),
         inFlight: slot.state === 'shared' ? slot.inFlight : 1,
         leakSuspected: slot.leakReported,

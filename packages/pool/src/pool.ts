@@ -367,6 +367,7 @@ export class Pool extends EventEmitter {
     if (error) return 'released_with_error';
     if (this.ending) return 'pool_ended';
     if (!slot.usable) return 'broken';
+    if (this._clients.length > this._settings.max + this._settings.maxOverflow) return 'resize';
     if (slot.uses >= this._settings.maxUses) return 'max_uses';
     if (slot.expired || now >= slot.retireAt) return 'lifetime';
     return undefined;
@@ -640,7 +641,7 @@ export class Pool extends EventEmitter {
     return {
       pid: slot.pid,
       site: formatSite(slot.site),
-      heldMillis: now - slot.checkoutAt,
+      heldMillis: Math.round(now - slot.checkoutAt),
       lastQuery: slot.lastQuery === undefined ? undefined : truncate(slot.lastQuery, 200),
     };
   }
@@ -710,7 +711,7 @@ export class Pool extends EventEmitter {
   _waitersInfo(now: number): { waitedMillis: number; site: string | undefined }[] {
     const out = [];
     for (const waiter of this._waiters)
-      out.push({ waitedMillis: now - waiter.enqueuedAt, site: formatSite(waiter.site) });
+      out.push({ waitedMillis: Math.round(now - waiter.enqueuedAt), site: formatSite(waiter.site) });
     return out;
   }
 
