@@ -44,13 +44,27 @@ export type ConnectCallback = (
   release: ReleaseFunction,
 ) => void;
 
-interface Waiter extends Waiting {
-  enqueuedAt: number;
-  timer: TimerHandle | undefined;
-  site: SiteHolder | undefined;
-  /** The caller wants a connection for a pipelined `pool.query()`: a shared slot will do. */
-  shared: boolean;
-  deliver(err: Error | undefined, slot: Slot | undefined): void;
+type Deliver = (err: Error | undefined, slot: Slot | undefined) => void;
+
+/** A caller in line: a promise's resolve/reject (the common case, no extra closure) or a callback. */
+class Waiter implements Waiting {
+  settled = false;
+  timer: TimerHandle | undefined = undefined;
+  resolve: ((client: PooledClient) => void) | undefined = undefined;
+  reject: ((err: Error) => void) | undefined = undefined;
+  constructor(
+    readonly enqueuedAt: number,
+    readonly site: SiteHolder | undefined,
+    /** The caller wants a connection for a pipelined `pool.query()`: a shared slot will do. */
+    readonly shared: boolean,
+    readonly callback: Deliver | undefined,
+  ) {}
+
+  deliver(err: Error | undefined, slot: Slot | undefined): void {
+    if (this.callback) this.callback(err, slot);
+    else if (err) (this.reject as (err: Error) => void)(err);
+    else (this.resolve as (client: PooledClient) => void)((slot as Slot).client);
+  }
 }
 
 const NOOP = () => {};
@@ -182,16 +196,21 @@ export class Pool extends EventEmitter {
         return this.Promise.resolve(slot.client);
       }
     }
-    return new this.Promise<PooledClient>((resolve, reject) => {
-      this._acquire(now, site, false, (err, slot) => (err ? reject(err) : resolve(slot?.client)));
+    if (this.ending) return this.Promise.reject(new PoolEndedError());
+    const waiter = new Waiter(now, site, false, undefined);
+    const promise = new this.Promise<PooledClient>((resolve, reject) => {
+      waiter.resolve = resolve;
+      waiter.reject = reject;
     });
+    this._enqueue(waiter);
+    return promise;
   }
 
   /**
    * @internal Gets a connection for `deliver`, which is never called synchronously. `shared` asks
    * for a connection that pipelined `pool.query()` statements may share.
    */
-  _acquire(now: number, site: SiteHolder | undefined, shared: boolean, deliver: Waiter['deliver']): void {
+  _acquire(now: number, site: SiteHolder | undefined, shared: boolean, deliver: Deliver): void {
     if (this.ending) {
       process.nextTick(deliver, new PoolEndedError(), undefined);
       return;
@@ -206,19 +225,28 @@ export class Pool extends EventEmitter {
         return;
       }
     }
-    if (this.waitingCount >= this._settings.maxWaiting) {
+    this._enqueue(new Waiter(now, site, shared, deliver));
+  }
+
+  /** Puts a caller in line (or refuses it past `maxWaiting`) and starts what it needs. */
+  private _enqueue(waiter: Waiter): void {
+    const maxWaiting = this._settings.maxWaiting;
+    if (maxWaiting !== Number.POSITIVE_INFINITY && this.waitingCount >= maxWaiting) {
       this._stats.queueFull++;
-      process.nextTick(deliver, new QueueFullError(this._settings.maxWaiting, this.diagnose()), undefined);
+      const err = new QueueFullError(maxWaiting, this.diagnose());
+      process.nextTick(() => waiter.deliver(err, undefined));
       return;
     }
-    const waiter: Waiter = { settled: false, enqueuedAt: now, timer: undefined, site, shared, deliver };
     this._waiters.push(waiter);
     const timeout = this._settings.connectionTimeoutMillis;
     if (timeout > 0) {
       waiter.timer = this._clock.setTimeout(() => this._expireWaiter(waiter), timeout);
       waiter.timer.unref?.();
     }
-    this._pulse();
+    // At saturation (nothing idle, no room to grow) there is nothing to start: skip the pulse.
+    if (this._idle.length > 0 || this._clients.length < this._settings.max + this._settings.maxOverflow) {
+      this._pulse();
+    }
   }
 
   private _expireWaiter(waiter: Waiter): void {
@@ -261,7 +289,7 @@ export class Pool extends EventEmitter {
 
   private _deliver(waiter: Waiter, slot: Slot, now: number): void {
     waiter.settled = true;
-    this._clock.clearTimeout(waiter.timer);
+    if (waiter.timer !== undefined) this._clock.clearTimeout(waiter.timer);
     this._stats.waitTime.observe((now - waiter.enqueuedAt) / 1000);
     this._checkout(slot, waiter.site, now, waiter.shared);
     waiter.deliver(undefined, slot);

@@ -11,6 +11,11 @@ function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+/** pool.query() without a callback: always a promise. */
+function q(pool: Pool, text: unknown, values?: unknown): Promise<pg.QueryResult> {
+  return pool.query(text, values) as Promise<pg.QueryResult>;
+}
+
 async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
@@ -19,7 +24,7 @@ async function waitFor(
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(10);
+    await sleep(2);
   }
 }
 
@@ -56,9 +61,8 @@ describe('resize against a real server', () => {
       ];
       const queries: Promise<number>[] = [];
       for (let id = 0; id < total; id++) {
-        const q = pool.query('SELECT pg_sleep(0.005), $1::int AS id', [id]) as Promise<pg.QueryResult>;
         queries.push(
-          q.then((res) => {
+          q(pool, 'SELECT pg_sleep(0.005), $1::int AS id', [id]).then((res) => {
             done++;
             const next = resizes[0];
             if (next && done >= next[0]) {
@@ -92,17 +96,24 @@ describe('resize against a real server', () => {
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 8 });
     try {
       const queries: Promise<unknown>[] = [];
-      for (let i = 0; i < 400; i++) queries.push(pool.query('SELECT pg_sleep(0.005)') as Promise<unknown>);
-      await waitFor('the pool to reach 8 connections', () => pool.totalCount === 8);
-      pool.resize({ max: 2 });
-      // Every connection comes back within a few milliseconds; the six above the new max must not be
-      // handed to the callers still waiting.
+      for (let i = 0; i < 100; i++) queries.push(q(pool, 'SELECT pg_sleep(0.005)'));
       await waitFor(
-        `totalCount to drop to 2 while callers still wait (total ${pool.totalCount}, waiting ${pool.waitingCount})`,
-        () => pool.totalCount <= 2,
-        1000,
+        'the pool to reach 8 connections',
+        () => pool.totalCount === 8 && pool.inspect().counts.connecting === 0,
       );
-      assert.ok(pool.waitingCount > 0, 'the load was over before the pool shrank: the test proves nothing');
+      pool.resize({ max: 2 });
+      // Every busy connection comes back within a few milliseconds: the six above the new max must be
+      // closed then, not handed to the callers still in line.
+      let waitingWhenShrunk = -1;
+      await waitFor('totalCount to drop to 2', () => {
+        if (pool.totalCount > 2) return false;
+        waitingWhenShrunk = pool.waitingCount;
+        return true;
+      });
+      assert.ok(
+        waitingWhenShrunk > 0,
+        'the pool kept its 8 connections until the line was empty: resize({ max: 2 }) had no effect under load',
+      );
       await Promise.all(queries);
       assert.ok(pool.totalCount <= 2);
       assert.equal(pool.inspect().stats.closed.resize ?? 0, 6);

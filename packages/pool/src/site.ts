@@ -1,7 +1,8 @@
 /**
  * Checkout sites: the `file:line:column` of the code that took a connection. Capturing a stack costs
- * a couple of microseconds, so in "adaptive" mode the pool samples one checkout in 64 while healthy
- * and captures every checkout for a while after a leak or an acquire timeout, when it matters.
+ * a couple of microseconds, so in "adaptive" mode the pool samples at most ten checkouts a second
+ * while healthy and captures every checkout for a while after a leak or an acquire timeout, when it
+ * matters.
  */
 import type { SiteCapture } from './options.js';
 
@@ -10,12 +11,13 @@ export interface SiteHolder {
   stack?: string;
 }
 
-const SAMPLE_MASK = 63;
+/** While healthy, at most one captured site per this many milliseconds. */
+const SAMPLE_INTERVAL_MILLIS = 100;
 /** After a leak or a timeout, capture every site for this long. */
 const ALERT_WINDOW_MILLIS = 10 * 60_000;
 
 export class SiteSampler {
-  private counter = 0;
+  private lastSample = Number.NEGATIVE_INFINITY;
   private alertUntil = 0;
 
   constructor(private readonly mode: SiteCapture) {}
@@ -24,7 +26,10 @@ export class SiteSampler {
   shouldCapture(now: number): boolean {
     if (this.mode === 'always') return true;
     if (this.mode === 'never') return false;
-    return (++this.counter & SAMPLE_MASK) === 0 || now < this.alertUntil;
+    if (now < this.alertUntil) return true;
+    if (now - this.lastSample < SAMPLE_INTERVAL_MILLIS) return false;
+    this.lastSample = now;
+    return true;
   }
 
   /** Something went wrong: capture every site for the next few minutes. */

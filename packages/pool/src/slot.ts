@@ -11,13 +11,16 @@ export type SlotState = 'connecting' | 'idle' | 'busy' | 'shared' | 'validating'
 // biome-ignore lint/suspicious/noExplicitAny: the pooled client is whatever the Client constructor makes
 export type PooledClient = any;
 
-const LEGAL: Record<SlotState, readonly SlotState[]> = {
-  connecting: ['idle', 'busy', 'shared', 'closed'],
-  idle: ['busy', 'shared', 'validating', 'closed'],
-  busy: ['idle', 'shared', 'closed'],
-  shared: ['idle', 'busy', 'closed'],
-  validating: ['idle', 'busy', 'shared', 'closed'],
-  closed: [],
+const BIT: Record<SlotState, number> = { connecting: 1, idle: 2, busy: 4, shared: 8, validating: 16, closed: 32 };
+
+/** The states each state may move to, as a bit set (checked on every checkout, so kept cheap). */
+const LEGAL: Record<SlotState, number> = {
+  connecting: BIT.idle | BIT.busy | BIT.shared | BIT.closed,
+  idle: BIT.busy | BIT.shared | BIT.validating | BIT.closed,
+  busy: BIT.idle | BIT.shared | BIT.closed,
+  shared: BIT.idle | BIT.busy | BIT.closed,
+  validating: BIT.idle | BIT.busy | BIT.shared | BIT.closed,
+  closed: 0,
 };
 
 export class Slot {
@@ -58,7 +61,7 @@ export class Slot {
   }
 
   moveTo(next: SlotState): void {
-    if (!LEGAL[this.state].includes(next)) {
+    if ((LEGAL[this.state] & BIT[next]) === 0) {
       throw new Error(`pgwarden pool: illegal connection state change ${this.state} -> ${next}`);
     }
     this.state = next;

@@ -17,18 +17,25 @@ export class WaiterQueue<T extends Waiting> {
   }
 
   push(item: T): void {
+    if (this.live === 0 && this.items.length > 0) {
+      // Only settled leftovers remain: drop them rather than walk past them later.
+      this.items.length = 0;
+      this.head = 0;
+    }
     this.items.push(item);
     this.live++;
   }
 
   /** The oldest waiter still waiting, without removing it. */
   peek(): T | undefined {
+    if (this.live === 0) return undefined;
     this.skipSettled();
     return this.items[this.head];
   }
 
   /** Removes and returns the oldest waiter still waiting. */
   shift(): T | undefined {
+    if (this.live === 0) return undefined;
     this.skipSettled();
     const item = this.items[this.head];
     if (item === undefined) return undefined;
