@@ -7,7 +7,7 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { PoolInspection } from './inspect.js';
 import type { PoolOptions } from './options.js';
-import { Pool } from './pool.js';
+import { Pool, type PoolQueryConfig } from './pool.js';
 import type { PooledClient } from './slot.js';
 import { isPoolError } from './errors.js';
 import { isConnectionLostError, isTransientConnectError } from './transient.js';
@@ -51,13 +51,13 @@ export class PoolCluster {
   }
 
   /** A statement that may write: always the primary. */
-  query(text: unknown, values?: unknown): Promise<pg.QueryResult> {
-    return this.primary.query(text, values) as Promise<pg.QueryResult>;
+  query(text: string | PoolQueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
+    return this.primary.query(text, values);
   }
 
   /** A read-only statement: a healthy replica in turn, else the primary. */
-  async read(text: unknown, values?: unknown): Promise<pg.QueryResult> {
-    return this.onReadPool((pool) => pool.query(text, values) as Promise<pg.QueryResult>);
+  async read(text: string | PoolQueryConfig, values?: unknown[]): Promise<pg.QueryResult> {
+    return this.onReadPool((pool) => pool.query(text, values));
   }
 
   /** A checked-out client: from a replica when `readOnly`, else from the primary. */

@@ -96,6 +96,8 @@ export class Connector {
       };
       const giveUp = (error: Error) => {
         if (settled) return;
+        // pg-native reports isConnected() once the server accepted it: like pg-pool, let it finish.
+        if (isNativeConnected(client)) return;
         abortClient(client);
         finish(error);
       };
@@ -143,4 +145,9 @@ export function safeEnd(client: PooledClient, callback?: () => void): void {
   } catch {
     callback?.();
   }
+}
+
+/** pg-native's client (no `connection` object) that says it is connected: its connect is nearly done. */
+export function isNativeConnected(client: PooledClient): boolean {
+  return client.connection === undefined && typeof client.isConnected === 'function' && client.isConnected() === true;
 }

@@ -7,7 +7,7 @@
  * ```
  */
 export { Pool, defaultRegistry } from './pool.js';
-export type { ConnectCallback, LeakInfo, ReleaseFunction } from './pool.js';
+export type { ConnectCallback, LeakInfo, PoolQueryConfig, ReleaseFunction } from './pool.js';
 export type {
   CircuitBreakerOptions,
   ClientConstructor,

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Clock, TimerHandle } from './clock.js';
-import { Connector, safeEnd } from './connector.js';
+import { Connector, isNativeConnected, safeEnd } from './connector.js';
 import {
   AcquireTimeoutError,
   type HolderInfo,
@@ -36,6 +36,10 @@ import { Registry } from 'prom-client';
 
 /** Where pools register their metrics when metrics are on and no registry was given. */
 export const defaultRegistry = new Registry();
+
+/** pg's query config, plus `idempotent` (retry after a lost connection). */
+// biome-ignore lint/suspicious/noExplicitAny: matches pg.QueryConfig's own default
+export type PoolQueryConfig = pg.QueryConfig<any[]> & { idempotent?: boolean };
 
 export type ReleaseFunction = (err?: Error | boolean) => void;
 export type ConnectCallback = (
@@ -68,6 +72,8 @@ class Waiter implements Waiting {
 }
 
 const NOOP = () => {};
+/** Node's timers have millisecond resolution; the clock is finer. */
+const TIMER_SLACK_MILLIS = 1;
 const DOUBLE_RELEASE = 'Release called on client which has already been released to the pool.';
 
 /** Information about a checkout held past `leakDetectionThresholdMillis`. */
@@ -251,6 +257,13 @@ export class Pool extends EventEmitter {
 
   private _expireWaiter(waiter: Waiter): void {
     if (waiter.settled) return;
+    const timeout = this._settings.connectionTimeoutMillis;
+    if (this._clock.now() - waiter.enqueuedAt < 2 * timeout && this._nativeConnectNearlyDone()) {
+      // pg-pool's exemption for pg-native clients that are connected but not yet called back.
+      waiter.timer = this._clock.setTimeout(() => this._expireWaiter(waiter), Math.max(1, timeout / 10));
+      waiter.timer.unref?.();
+      return;
+    }
     waiter.settled = true;
     this._waiters.forget(waiter);
     const now = this._clock.now();
@@ -639,7 +652,8 @@ export class Pool extends EventEmitter {
     const timeout = this._settings.idleTimeoutMillis;
     while (this._clients.length > this._settings.min) {
       const oldest = this._idle[0];
-      if (oldest === undefined || now - oldest.idleSince < timeout) break;
+      // Timers fire on whole milliseconds: allow that much slack so a due connection is not put off.
+      if (oldest === undefined || now - oldest.idleSince < timeout - TIMER_SLACK_MILLIS) break;
       this.log('remove idle client');
       this._remove(oldest, 'idle_timeout');
     }
@@ -659,7 +673,7 @@ export class Pool extends EventEmitter {
     for (const slot of this._slots.values()) {
       if ((slot.state !== 'busy' && slot.state !== 'shared') || slot.leakReported) continue;
       const due = slot.checkoutAt + threshold;
-      if (due <= now) this._reportLeak(slot, now);
+      if (due <= now + TIMER_SLACK_MILLIS) this._reportLeak(slot, now);
       else if (due < nextDue) nextDue = due;
     }
     if (nextDue !== Number.POSITIVE_INFINITY) this._armLeakTimer(nextDue - now);
@@ -735,6 +749,14 @@ export class Pool extends EventEmitter {
     };
   }
 
+  private _nativeConnectNearlyDone(): boolean {
+    if (this._connecting === 0) return false;
+    for (const slot of this._slots.values()) {
+      if (slot.state === 'connecting' && isNativeConnected(slot.client)) return true;
+    }
+    return false;
+  }
+
   /** @internal Ages and sites of callers in line, oldest first. */
   _waitersInfo(now: number): { waitedMillis: number; site: string | undefined }[] {
     const out = [];
@@ -750,6 +772,23 @@ export class Pool extends EventEmitter {
 
   // ---- query --------------------------------------------------------------------------------
 
+  /**
+   * Runs one statement on a pooled connection (pg.Pool's semantics). Mark a statement that is safe to
+   * run twice with `{ text, values, idempotent: true }` and it is retried after a lost connection.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: pg's own row type default
+  query<R extends pg.QueryResultRow = any>(text: string | PoolQueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  // biome-ignore lint/suspicious/noExplicitAny: pg's own row type default
+  query<R extends pg.QueryResultRow = any>(
+    text: string | PoolQueryConfig,
+    values: unknown[] | undefined,
+    callback: (err: Error | undefined, res: pg.QueryResult<R> | undefined) => void,
+  ): void;
+  // biome-ignore lint/suspicious/noExplicitAny: pg's own row type default
+  query<R extends pg.QueryResultRow = any>(
+    text: string | PoolQueryConfig,
+    callback: (err: Error | undefined, res: pg.QueryResult<R> | undefined) => void,
+  ): void;
   query(text: unknown, values?: unknown, callback?: QueryCallback): Promise<pg.QueryResult> | undefined {
     return runPoolQuery(this, text, values, callback, this.query);
   }
