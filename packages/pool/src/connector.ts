@@ -149,5 +149,9 @@ export function safeEnd(client: PooledClient, callback?: () => void): void {
 
 /** pg-native's client (no `connection` object) that says it is connected: its connect is nearly done. */
 export function isNativeConnected(client: PooledClient): boolean {
-  return client.connection === undefined && typeof client.isConnected === 'function' && client.isConnected() === true;
+  return (
+    client.connection === undefined &&
+    typeof client.isConnected === 'function' &&
+    client.isConnected() === true
+  );
 }

@@ -119,7 +119,9 @@ export function inspectPool(pool: Pool): PoolInspection {
       ageMillis: Math.round(now - slot.createdAt),
       uses: slot.uses,
       idleMillis: slot.state === 'idle' ? Math.round(now - slot.idleSince) : undefined,
-      retiresInMillis: Number.isFinite(slot.retireAt) ? Math.max(0, Math.round(slot.retireAt - now)) : undefined,
+      retiresInMillis: Number.isFinite(slot.retireAt)
+        ? Math.max(0, Math.round(slot.retireAt - now))
+        : undefined,
     });
     if (slot.state === 'busy' || slot.state === 'shared') {
       checkouts.push({

@@ -777,7 +777,10 @@ export class Pool extends EventEmitter {
    * run twice with `{ text, values, idempotent: true }` and it is retried after a lost connection.
    */
   // biome-ignore lint/suspicious/noExplicitAny: pg's own row type default
-  query<R extends pg.QueryResultRow = any>(text: string | PoolQueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = any>(
+    text: string | PoolQueryConfig,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   // biome-ignore lint/suspicious/noExplicitAny: pg's own row type default
   query<R extends pg.QueryResultRow = any>(
     text: string | PoolQueryConfig,

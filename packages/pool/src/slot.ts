@@ -11,7 +11,14 @@ export type SlotState = 'connecting' | 'idle' | 'busy' | 'shared' | 'validating'
 // biome-ignore lint/suspicious/noExplicitAny: the pooled client is whatever the Client constructor makes
 export type PooledClient = any;
 
-const BIT: Record<SlotState, number> = { connecting: 1, idle: 2, busy: 4, shared: 8, validating: 16, closed: 32 };
+const BIT: Record<SlotState, number> = {
+  connecting: 1,
+  idle: 2,
+  busy: 4,
+  shared: 8,
+  validating: 16,
+  closed: 32,
+};
 
 /** The states each state may move to, as a bit set (checked on every checkout, so kept cheap). */
 const LEGAL: Record<SlotState, number> = {

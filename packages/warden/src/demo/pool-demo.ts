@@ -56,7 +56,9 @@ async function main(): Promise<void> {
     metrics: { registry, environment: 'demo' },
   });
   pool.on('leak', (leak) =>
-    console.log(`leak detected: pid ${leak.pid} held ${Math.round(leak.heldMillis)}ms, taken at ${leak.site}`),
+    console.log(
+      `leak detected: pid ${leak.pid} held ${Math.round(leak.heldMillis)}ms, taken at ${leak.site}`,
+    ),
   );
   pool.on('leakReturned', () => {});
   let exitCode = 0;
