@@ -105,6 +105,8 @@ export class Pool extends EventEmitter {
   /** @internal */ readonly _clock: Clock;
   /** @internal */ _connecting = 0;
   /** @internal */ _busy = 0;
+  /** Connections whose `end()` has not called back yet. */
+  private _closing = 0;
   private _validating = 0;
   /** @internal */ readonly _sampler: SiteSampler;
   private readonly _connector: Connector;
@@ -421,6 +423,10 @@ export class Pool extends EventEmitter {
       this._deliver(waiter, slot, now);
       return;
     }
+    if (this.ending) {
+      this._remove(slot, 'pool_ended');
+      return;
+    }
     if (this._clients.length > this._settings.max) {
       this._remove(slot, 'overflow');
       return;
@@ -587,7 +593,12 @@ export class Pool extends EventEmitter {
     if (index !== -1) this._clients.splice(index, 1);
     this._slots.delete(client);
     this._stats.countClose(reason);
-    safeEnd(client, () => this.emit('remove', client));
+    this._closing++;
+    safeEnd(client, () => {
+      this._closing--;
+      this.emit('remove', client);
+      this._checkEnded();
+    });
     this._checkEnded();
   }
 
@@ -671,7 +682,8 @@ export class Pool extends EventEmitter {
     const now = this._clock.now();
     let nextDue = Number.POSITIVE_INFINITY;
     for (const slot of this._slots.values()) {
-      if ((slot.state !== 'busy' && slot.state !== 'shared') || slot.leakReported) continue;
+      // A shared (pipelined) connection runs many short statements: holding it is not a leak.
+      if (slot.state !== 'busy' || slot.leakReported) continue;
       const due = slot.checkoutAt + threshold;
       if (due <= now + TIMER_SLACK_MILLIS) this._reportLeak(slot, now);
       else if (due < nextDue) nextDue = due;
@@ -862,7 +874,8 @@ export class Pool extends EventEmitter {
         waiter.deliver(new PoolEndedError(), undefined);
       }
     }
-    if (this._clients.length > 0) return;
+    // end() resolves once every connection has closed, so a process can exit right after it.
+    if (this._clients.length > 0 || this._closing > 0) return;
     this.ended = true;
     this._unregisterMetrics?.();
     const callbacks = this._endCallbacks;
