@@ -118,7 +118,11 @@ interface Run {
  * Workers check the clock themselves after every operation: an acquire that resolves without ever
  * leaving the microtask queue would starve a timer-based stop signal.
  */
-async function runWorkers(workers: number, phase: Phase, work: (window: Window) => Promise<void>): Promise<Window> {
+async function runWorkers(
+  workers: number,
+  phase: Phase,
+  work: (window: Window) => Promise<void>,
+): Promise<Window> {
   const start = performance.now() + phase.warmupMs;
   const window = { start, end: start + phase.measureMs };
   await Promise.all(Array.from({ length: workers }, () => work(window)));
@@ -218,7 +222,10 @@ async function connectedStub(): Promise<StubClient> {
 function stubCandidates(): StubCandidate[] {
   return [
     { name: '@pgwarden/pool (defaults)', create: () => pgStyleCheckout(pgwarden.stubDefaults()) },
-    { name: '@pgwarden/pool (metrics + leak detection)', create: () => pgStyleCheckout(pgwarden.stubInstrumented()) },
+    {
+      name: '@pgwarden/pool (metrics + leak detection)',
+      create: () => pgStyleCheckout(pgwarden.stubInstrumented()),
+    },
     { name: PG_POOL, create: () => pgStyleCheckout(new PgPool({ max: STUB_POOL_MAX, Client: StubClient })) },
     { name: TARN, create: tarnCheckout },
     { name: GENERIC_POOL, create: genericPoolCheckout },
@@ -283,7 +290,8 @@ function ignoreIdleErrors<P extends ErrorEmitter>(pool: P): P {
 
 function pgwardenTarget(address: DatabaseAddress, max: number, pipeline: boolean): QueryTarget {
   const pool = ignoreIdleErrors(pgwarden.database(address, max, pipeline));
-  return { selectOne: () => pool.query('SELECT 1'), close: () => pool.end() };
+  // Without a callback, query() returns a promise; its declared type also admits the callback form's undefined.
+  return { selectOne: () => pool.query('SELECT 1') as Promise<pg.QueryResult>, close: () => pool.end() };
 }
 
 function pgPoolTarget(address: DatabaseAddress): QueryTarget {
@@ -319,7 +327,11 @@ async function queryWorker(target: QueryTarget, window: Window, tally: Tally): P
   }
 }
 
-async function measureQueries(candidate: QueryCandidate, address: DatabaseAddress, phase: Phase): Promise<Run> {
+async function measureQueries(
+  candidate: QueryCandidate,
+  address: DatabaseAddress,
+  phase: Phase,
+): Promise<Run> {
   const target = candidate.create(address);
   try {
     const tally: Tally = { ops: 0, latenciesMs: [] };
@@ -337,7 +349,9 @@ async function benchPostgres(phase: Phase, results: Results, facts: string[]): P
     for (let round = 0; round < phase.rounds; round++) {
       for (const candidate of rotate(candidates, round)) {
         progress(`(b) round ${round + 1}/${phase.rounds}: ${candidate.name}`);
-        await results.record('b', candidate.name, QUERY_CALLERS, () => measureQueries(candidate, address, phase));
+        await results.record('b', candidate.name, QUERY_CALLERS, () =>
+          measureQueries(candidate, address, phase),
+        );
         await settle();
       }
     }
@@ -385,7 +399,8 @@ async function withPostgres(body: (address: DatabaseAddress) => Promise<void>): 
 /** The connection settings from the test kit, refusing anything but the IPv4 loopback. */
 function loopbackAddress(server: DatabaseAddress): DatabaseAddress {
   const host = server.host === 'localhost' ? LOOPBACK : server.host;
-  if (host !== LOOPBACK) throw new Error(`refusing to benchmark against ${server.host}: only ${LOOPBACK} is allowed`);
+  if (host !== LOOPBACK)
+    throw new Error(`refusing to benchmark against ${server.host}: only ${LOOPBACK} is allowed`);
   const { port, user, password, database } = server;
   return { host, port, user, password, database };
 }
@@ -432,7 +447,12 @@ class Results {
   readonly rows = new Map<string, Row>();
 
   /** Runs one measurement; a failure is kept as a note on its row instead of ending the benchmark. */
-  async record(section: Section, name: string, concurrency: number, measure: () => Promise<Run>): Promise<void> {
+  async record(
+    section: Section,
+    name: string,
+    concurrency: number,
+    measure: () => Promise<Run>,
+  ): Promise<void> {
     const row = this.row(section, name, concurrency);
     row.attempts++;
     try {
@@ -498,7 +518,16 @@ const TEST_LABEL: Record<Section, string> = {
 };
 
 function tableLines(results: Results): string[] {
-  const header = ['test', 'implementation', 'concurrency', 'ops/s', 'p99 ms', 'spread', 'vs baselines', 'notes'];
+  const header = [
+    'test',
+    'implementation',
+    'concurrency',
+    'ops/s',
+    'p99 ms',
+    'spread',
+    'vs baselines',
+    'notes',
+  ];
   const body = [...results.rows.values()].sort(byTableOrder).map((row) => {
     const ops = medianOps(row);
     const p99 = medianP99(row);
@@ -514,7 +543,15 @@ function tableLines(results: Results): string[] {
       notes(row),
     ];
   });
-  return markdownTable(header, body, [false, false, true, true, true, true, false, false]);
+  const alignRight = [false, false, true, true, true, true, false, false];
+  const anyNotes = body.some((cells) => cells.at(-1) !== '');
+  return anyNotes
+    ? markdownTable(header, body, alignRight)
+    : markdownTable(
+        header.slice(0, -1),
+        body.map((cells) => cells.slice(0, -1)),
+        alignRight,
+      );
 }
 
 /** Section, then concurrency, then the order the rows were first measured in (Map order is stable). */
@@ -523,7 +560,9 @@ function byTableOrder(x: Row, y: Row): number {
 }
 
 function markdownTable(header: string[], body: string[][], alignRight: boolean[]): string[] {
-  const widths = header.map((title, column) => Math.max(title.length, ...body.map((cells) => cells[column]?.length ?? 0)));
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...body.map((cells) => cells[column]?.length ?? 0)),
+  );
   const line = (cells: string[]) =>
     `| ${cells.map((cell, column) => (alignRight[column] ? cell.padStart(widths[column] ?? 0) : cell.padEnd(widths[column] ?? 0))).join(' | ')} |`;
   const rule = `|${widths.map((width, column) => (alignRight[column] ? `${'-'.repeat(width + 1)}:` : '-'.repeat(width + 2))).join('|')}|`;

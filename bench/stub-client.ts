@@ -30,7 +30,7 @@ export class StubClient extends EventEmitter {
 
   connect(): Promise<void>;
   connect(callback: ErrorCallback): void;
-  connect(callback?: ErrorCallback): Promise<void> | void {
+  connect(callback?: ErrorCallback): Promise<void> | undefined {
     const done = new Promise<void>((resolve) => setImmediate(resolve));
     if (!callback) return done;
     done.then(() => callback());
@@ -39,8 +39,13 @@ export class StubClient extends EventEmitter {
   query(text: unknown, values?: unknown): Promise<StubQueryResult>;
   query(text: unknown, callback: QueryCallback): void;
   query(text: unknown, values: unknown, callback: QueryCallback): void;
-  query(_text: unknown, valuesOrCallback?: unknown, maybeCallback?: QueryCallback): Promise<StubQueryResult> | void {
-    const callback = typeof valuesOrCallback === 'function' ? (valuesOrCallback as QueryCallback) : maybeCallback;
+  query(
+    _text: unknown,
+    valuesOrCallback?: unknown,
+    maybeCallback?: QueryCallback,
+  ): Promise<StubQueryResult> | undefined {
+    const callback =
+      typeof valuesOrCallback === 'function' ? (valuesOrCallback as QueryCallback) : maybeCallback;
     const result = new Promise<StubQueryResult>((resolve) => setImmediate(() => resolve(emptyResult())));
     if (!callback) return result;
     result.then((value) => callback(undefined, value));
@@ -48,7 +53,7 @@ export class StubClient extends EventEmitter {
 
   end(): Promise<void>;
   end(callback: ErrorCallback): void;
-  end(callback?: ErrorCallback): Promise<void> | void {
+  end(callback?: ErrorCallback): Promise<void> | undefined {
     this._ending = true;
     this._queryable = false;
     const done = new Promise<void>((resolve) =>

@@ -19,11 +19,6 @@ function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** pool.query() without a callback: always a promise. */
-function q(pool: Pool, text: unknown, values?: unknown): Promise<pg.QueryResult> {
-  return pool.query(text, values) as Promise<pg.QueryResult>;
-}
-
 async function waitFor(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -53,7 +48,7 @@ describe('drop-in compatibility with pg.Pool', () => {
     try {
       assert.ok(pool instanceof Pool);
       assert.equal(pool.Client, pg.Client);
-      const res = await q(pool, 'SELECT $1::text AS t', ['bound']);
+      const res = await pool.query('SELECT $1::text AS t', ['bound']);
       assert.equal(res.rows[0].t, 'bound');
       const client = await pool.connect();
       try {
@@ -99,8 +94,7 @@ describe('drop-in compatibility with pg.Pool', () => {
 
   it('type-checks where pg.Pool code does: await pool.query() gives a QueryResult', async () => {
     // Code written for pg.Pool destructures the awaited result directly. This test runs either way;
-    // its failure is a compile error under `npm run typecheck` while Pool.query is typed
-    // `Promise<QueryResult> | undefined` instead of having pg's overloads.
+    // its failure would be a compile error under `npm run typecheck` (Pool.query needs pg's overloads).
     const pool = new Pool({ connectionString: url, name: unique('typed-query') });
     try {
       const { rows } = await pool.query('SELECT 1 AS one');
@@ -166,7 +160,7 @@ describe('drop-in compatibility with pg.Pool', () => {
     const snapshot = JSON.stringify(options);
     const pool = new Pool(options);
     try {
-      await Promise.all([q(pool, 'SELECT 1'), q(pool, 'SELECT 2')]);
+      await Promise.all([pool.query('SELECT 1'), pool.query('SELECT 2')]);
       pool.resize({ max: 4 });
       assert.equal(JSON.stringify(options), snapshot);
       assert.equal(pool.options.max, 4);
@@ -194,7 +188,7 @@ describe('drop-in compatibility with pg.Pool', () => {
       a.release();
       b.release();
       assert.deepEqual(counts, { connect: 2, acquire: 2, release: 2, remove: 0 });
-      await q(pool, 'SELECT 1');
+      await pool.query('SELECT 1');
       assert.deepEqual(counts, { connect: 2, acquire: 3, release: 3, remove: 0 });
       const broken = await pool.connect();
       const boom = new Error('boom');
@@ -280,7 +274,7 @@ describe('passwords never leak', () => {
     const wrong = `wrong${randomBytes(12).toString('hex')}`;
     const pool = new Pool({ ...target(), password: wrong, name: unique('wrong-secret') });
     try {
-      await assert.rejects(q(pool, 'SELECT 1'), (err: Error & { code?: string }) => {
+      await assert.rejects(pool.query('SELECT 1'), (err: Error & { code?: string }) => {
         assert.equal(err.code, '28P01');
         assert.match(err.message, /password authentication failed/);
         assert.ok(!err.message.includes(wrong));

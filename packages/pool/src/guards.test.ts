@@ -13,11 +13,6 @@ function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** pool.query() without a callback: always a promise. */
-function q(pool: Pool, text: unknown, values?: unknown): Promise<pg.QueryResult> {
-  return pool.query(text, values) as Promise<pg.QueryResult>;
-}
-
 const MODES: NonNullable<PoolOptions['sessionSettingsVia']>[] = ['startup', 'query'];
 
 describe('server-side guards on every new connection', () => {
@@ -97,7 +92,7 @@ describe('server-side guards on every new connection', () => {
       });
       try {
         const started = performance.now();
-        await assert.rejects(q(pool, 'SELECT pg_sleep(5)'), (err: Error & { code?: string }) => {
+        await assert.rejects(pool.query('SELECT pg_sleep(5)'), (err: Error & { code?: string }) => {
           assert.equal(err.code, '57014');
           assert.match(err.message, /statement timeout/);
           return true;
@@ -106,7 +101,7 @@ describe('server-side guards on every new connection', () => {
         assert.ok(took < 2000, `the statement ran ${took.toFixed(0)}ms despite a 100ms statement_timeout`);
         // Like pg.Pool, pool.query() releases the connection with the error (it is closed); the next
         // connection gets the guard too.
-        assert.equal((await q(pool, 'SHOW statement_timeout')).rows[0].statement_timeout, '100ms');
+        assert.equal((await pool.query('SHOW statement_timeout')).rows[0].statement_timeout, '100ms');
       } finally {
         await pool.end();
       }

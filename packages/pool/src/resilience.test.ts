@@ -15,11 +15,6 @@ function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** pool.query() without a callback: always a promise. */
-function q(pool: Pool, text: unknown, values?: unknown): Promise<pg.QueryResult> {
-  return pool.query(text, values) as Promise<pg.QueryResult>;
-}
-
 async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
@@ -98,7 +93,7 @@ describe('circuit breaker against a real server that goes away', () => {
     const idleErrors: Error[] = [];
     pool.on('error', (err: Error) => idleErrors.push(err));
     try {
-      assert.equal((await q(pool, 'SELECT 1 AS one')).rows[0].one, 1);
+      assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
       assert.equal(pool.inspect().breaker, 'closed');
 
       await server.stop();
@@ -125,7 +120,7 @@ describe('circuit breaker against a real server that goes away', () => {
 
       // Failing fast stays fast, and nothing is left connecting.
       for (let i = 0; i < 3; i++) {
-        const again = await timed(q(pool, 'SELECT 1'));
+        const again = await timed(pool.query('SELECT 1'));
         assert.ok(isCircuitOpenError(again.error), `expected CircuitOpenError, got ${String(again.error)}`);
         assert.ok(again.millis < 100, `fail-fast took ${again.millis.toFixed(1)}ms`);
       }
@@ -134,7 +129,7 @@ describe('circuit breaker against a real server that goes away', () => {
       await server.start();
       const halfOpenAt = openedAt + 300 + 30;
       if (performance.now() < halfOpenAt) await sleep(halfOpenAt - performance.now());
-      const back = await q(pool, 'SELECT 2 AS two');
+      const back = await pool.query('SELECT 2 AS two');
       assert.equal(back.rows[0].two, 2);
       assert.equal(pool.inspect().breaker, 'closed');
       assert.equal(pool.totalCount, 1);
@@ -159,7 +154,7 @@ describe('statements whose backend is terminated', () => {
     const app = unique('idem');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 2 });
     try {
-      const running = q(pool, {
+      const running = pool.query({
         text: 'SELECT pg_sleep(1), pg_backend_pid() AS pid, 42 AS answer',
         idempotent: true,
       });
@@ -179,7 +174,7 @@ describe('statements whose backend is terminated', () => {
     const app = unique('nonidem');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 2 });
     try {
-      const running = q(pool, { text: 'SELECT pg_sleep(1), 42 AS answer' });
+      const running = pool.query({ text: 'SELECT pg_sleep(1), 42 AS answer' });
       running.catch(() => {}); // it may reject before the termination helper returns
       await terminateWhenRunning(admin, app, 'pg_sleep');
       await assert.rejects(running, (err: Error & { code?: string }) => {
@@ -189,7 +184,7 @@ describe('statements whose backend is terminated', () => {
       });
       assert.equal(pool.inspect().stats.created, 1, 'the statement was retried');
       await waitFor('the broken connection to be dropped', () => pool.totalCount === 0);
-      assert.equal((await q(pool, 'SELECT 1 AS one')).rows[0].one, 1);
+      assert.equal((await pool.query('SELECT 1 AS one')).rows[0].one, 1);
     } finally {
       await pool.end();
     }
@@ -201,7 +196,7 @@ describe('statements whose backend is terminated', () => {
     const seen: { err: Error & { client?: unknown }; client: unknown }[] = [];
     pool.on('error', (err: Error, client: unknown) => seen.push({ err, client }));
     try {
-      await q(pool, 'SELECT 1');
+      await pool.query('SELECT 1');
       assert.equal(pool.idleCount, 1);
       const client = pool._clients[0];
       const pid = pool.inspect().connections[0]?.pid;
@@ -217,7 +212,7 @@ describe('statements whose backend is terminated', () => {
       assert.equal((first.err as { code?: string }).code, '57P01');
       assert.equal(pool.inspect().stats.closed.error, 1);
 
-      const res = await q(pool, 'SELECT pg_backend_pid() AS pid');
+      const res = await pool.query('SELECT pg_backend_pid() AS pid');
       assert.notEqual(res.rows[0].pid, pid);
     } finally {
       await pool.end();
@@ -234,13 +229,13 @@ describe('statements whose backend is terminated', () => {
       log: (...messages: unknown[]) => logged.push(String(messages[0])),
     });
     try {
-      await q(pool, 'SELECT 1');
+      await pool.query('SELECT 1');
       assert.equal(pool.listenerCount('error'), 0);
       const pid = pool.inspect().connections[0]?.pid as number;
       await terminate(admin, pid);
       await waitFor('the broken idle connection to be dropped', () => pool.totalCount === 0);
       assert.ok(logged.includes('idle client error (no pool error listener)'), logged.join('\n'));
-      const res = await q(pool, 'SELECT pg_backend_pid() AS pid');
+      const res = await pool.query('SELECT pg_backend_pid() AS pid');
       assert.notEqual(res.rows[0].pid, pid);
       assert.equal(pool.totalCount, 1);
     } finally {
@@ -261,7 +256,7 @@ describe('statements whose backend is terminated', () => {
       await waitFor('the dead connection to be dropped', () => pool.totalCount === 0);
       const closed = pool.inspect().stats.closed;
       assert.equal((closed.broken ?? 0) + (closed.error ?? 0), 1, JSON.stringify(closed));
-      const res = await q(pool, 'SELECT pg_backend_pid() AS pid');
+      const res = await pool.query('SELECT pg_backend_pid() AS pid');
       assert.notEqual(res.rows[0].pid, pid);
     } finally {
       await pool.end();

@@ -11,11 +11,6 @@ function unique(prefix: string): string {
   return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
-/** pool.query() without a callback: always a promise. */
-function q(pool: Pool, text: unknown, values?: unknown): Promise<pg.QueryResult> {
-  return pool.query(text, values) as Promise<pg.QueryResult>;
-}
-
 async function waitFor(
   what: string,
   check: () => boolean | Promise<boolean>,
@@ -62,7 +57,7 @@ describe('resize against a real server', () => {
       const queries: Promise<number>[] = [];
       for (let id = 0; id < total; id++) {
         queries.push(
-          q(pool, 'SELECT pg_sleep(0.005), $1::int AS id', [id]).then((res) => {
+          pool.query('SELECT pg_sleep(0.005), $1::int AS id', [id]).then((res) => {
             done++;
             const next = resizes[0];
             if (next && done >= next[0]) {
@@ -96,7 +91,7 @@ describe('resize against a real server', () => {
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 8 });
     try {
       const queries: Promise<unknown>[] = [];
-      for (let i = 0; i < 100; i++) queries.push(q(pool, 'SELECT pg_sleep(0.005)'));
+      for (let i = 0; i < 100; i++) queries.push(pool.query('SELECT pg_sleep(0.005)'));
       await waitFor(
         'the pool to reach 8 connections',
         () => pool.totalCount === 8 && pool.inspect().counts.connecting === 0,

@@ -228,7 +228,6 @@ describe('server clean-up', { concurrency: 3 }, () => {
   const postgresModule = new URL('./postgres.ts', import.meta.url).href;
   const endings = {
     'returns without destroy()': '',
-    'process.exit(3)': 'process.exit(3);',
     'an uncaught exception': "setTimeout(() => { throw new Error('boom'); }, 1);",
     SIGTERM: "setInterval(() => {}, 1000); process.kill(process.pid, 'SIGTERM');",
     'SIGKILL (the watchdog cleans up)': "setInterval(() => {}, 1000); process.kill(process.pid, 'SIGKILL');",

@@ -13,7 +13,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -54,7 +54,11 @@ export interface EmbeddedServer {
   readonly pgStatStatements: boolean;
   /** Milliseconds spent in initdb and in the first start (until it accepted connections). */
   readonly timings: { readonly initdbMs: number; readonly firstStartMs: number };
-  /** Stops the server and keeps its data: 'fast' sends SIGINT, 'immediate' SIGQUIT to the postmaster. */
+  /**
+   * Stops the server and keeps its data: 'fast' sends SIGINT, 'immediate' SIGQUIT to the postmaster.
+   * The server runs with synchronous_commit=off, so an immediate stop can lose the last ~200 ms of
+   * commits unless the session that made them ran `SET synchronous_commit = on`.
+   */
   stop(mode?: StopMode): Promise<void>;
   /** Starts a stopped server again, on the same port with the same data. */
   start(): Promise<void>;
@@ -302,6 +306,57 @@ function ensurePostgresUser(): Promise<Ids> {
     postgresUser = undefined;
   });
   return postgresUser;
+}
+
+let reachable: Promise<Binaries> | undefined;
+
+/**
+ * As root the binaries run as `postgres`, which must be able to reach them. When the checkout lives
+ * under a directory it cannot enter (say /root), copy the binaries to a temporary directory it can,
+ * removed again when this process exits.
+ */
+function binariesReachableBy(ids: Ids, binaries: Binaries): Promise<Binaries> {
+  reachable ??= (async () => {
+    if (await canRun(binaries.postgres, ids)) return binaries;
+    const nativeDir = path.resolve(path.dirname(binaries.postgres), '..');
+    const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'pgwarden-pg-bin-'));
+    live.add({
+      baseDir: copy,
+      currentPid: () => undefined,
+      forget: () => {
+        reachable = undefined;
+      },
+    });
+    startWatchdog(copy);
+    await fs.chmod(copy, 0o755);
+    for (const sub of ['bin', 'lib', 'share']) {
+      await fs.cp(path.join(nativeDir, sub), path.join(copy, sub), {
+        recursive: true,
+        verbatimSymlinks: true,
+      });
+    }
+    const moved = {
+      ...binaries,
+      initdb: path.join(copy, 'bin', path.basename(binaries.initdb)),
+      postgres: path.join(copy, 'bin', path.basename(binaries.postgres)),
+    };
+    if (!(await canRun(moved.postgres, ids))) {
+      throw new Error(`the "postgres" user cannot run the PostgreSQL binaries, even copied to ${copy}`);
+    }
+    return moved;
+  })();
+  reachable.catch(() => {
+    reachable = undefined;
+  });
+  return reachable;
+}
+
+function canRun(binary: string, ids: Ids): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(binary, ['--version'], { stdio: 'ignore', ...ids });
+    child.on('error', () => resolve(false));
+    child.on('exit', (code) => resolve(code === 0));
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -621,9 +676,10 @@ function isPortInUse(err: unknown): boolean {
  * is destroyed when the process exits.
  */
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<EmbeddedServer> {
-  const binaries = await embeddedBinaries();
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const ids = isRoot ? await ensurePostgresUser() : undefined;
+  installHooks();
+  const binaries = ids ? await binariesReachableBy(ids, await embeddedBinaries()) : await embeddedBinaries();
 
   const settings = baseSettings(binaries.pgStatStatements);
   for (const [key, value] of Object.entries(options.settings ?? {})) {
@@ -631,20 +687,19 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     settings[key] = String(value);
   }
 
-  installHooks();
+  const port = options.port ?? (await freePort());
   const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgwarden-pg-'));
   let server: Server | undefined;
   try {
-    if (ids) {
-      await fs.chown(baseDir, ids.uid, ids.gid);
-    }
+    // Synchronous up to the registration in the Server constructor, so no exit path can miss baseDir.
+    if (ids) chownSync(baseDir, ids.uid, ids.gid);
     chmodSync(baseDir, 0o700);
     server = new Server({
       baseDir,
       password: randomBytes(24).toString('base64url'),
       ids,
       binaries,
-      port: options.port ?? (await freePort()),
+      port,
       settings,
       startTimeoutMs: (options.startTimeoutSeconds ?? 60) * 1000,
     });
