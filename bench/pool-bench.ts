@@ -6,15 +6,17 @@
  *   (b) `SELECT 1` queries per second and p99 latency against an embedded PostgreSQL on 127.0.0.1,
  *       64 concurrent callers, each looping `await pool.query('SELECT 1')`.
  *
- * Every measurement runs for a fixed time after a warm-up, on a fresh pool. Rounds interleave the
- * implementations (the order rotates each round) so slow drifts of the machine hit all of them alike,
- * and the table reports the median over rounds.
+ * Every measurement runs for a fixed time after a warm-up, on a fresh pool ((a): in a fresh node
+ * process). Rounds interleave the implementations (the order rotates each round) so slow drifts of
+ * the machine hit all of them alike, and the table reports the median over rounds.
  *
  *   node --import tsx bench/pool-bench.ts [--quick] [--only a|b]
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from '@pgwarden/pool';
 import { startPostgres } from '@pgwarden/testkit';
@@ -42,8 +44,8 @@ interface Settings {
 }
 
 const FULL: Record<Section, Phase> = {
-  a: { warmupMs: 300, measureMs: 1500, rounds: 3 },
-  b: { warmupMs: 500, measureMs: 3000, rounds: 2 },
+  a: { warmupMs: 300, measureMs: 1500, rounds: 5 },
+  b: { warmupMs: 500, measureMs: 3000, rounds: 3 },
 };
 const QUICK: Record<Section, Phase> = {
   a: { warmupMs: 100, measureMs: 400, rounds: 3 },
@@ -232,13 +234,21 @@ function stubCandidates(): StubCandidate[] {
   ];
 }
 
+/**
+ * Cycles per clock check: reading the clock costs about as much as a fast pool's whole cycle, so
+ * checking it after every cycle would measure the clock more than the pools.
+ */
+const CYCLES_PER_CHECK = 16;
+
 async function cycleWorker<C>(pool: Checkout<C>, window: Window, tally: Tally): Promise<void> {
   for (;;) {
-    const client = await pool.acquire();
-    pool.release(client);
+    for (let i = 0; i < CYCLES_PER_CHECK; i++) {
+      const client = await pool.acquire();
+      pool.release(client);
+    }
     const now = performance.now();
     if (now >= window.end) return;
-    if (now >= window.start) tally.ops++;
+    if (now >= window.start) tally.ops += CYCLES_PER_CHECK;
   }
 }
 
@@ -253,14 +263,52 @@ async function measureCycles(candidate: StubCandidate, workers: number, phase: P
   }
 }
 
+/** What a child process is asked to measure (passed in PGWARDEN_BENCH_CHILD). */
+interface ChildJob {
+  candidate: string;
+  workers: number;
+  phase: Phase;
+}
+
+const CHILD_ENV = 'PGWARDEN_BENCH_CHILD';
+
+/**
+ * Runs one (a) measurement in a fresh node process: a pool measured after other pools ran in the
+ * same process inherits their garbage and their JIT feedback (the shared worker loop turns
+ * megamorphic), which made rounds differ by half.
+ */
+function measureCyclesIsolated(candidate: StubCandidate, workers: number, phase: Phase): Promise<Run> {
+  const job: ChildJob = { candidate: candidate.name, workers, phase };
+  const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url)], {
+    env: { ...process.env, [CHILD_ENV]: JSON.stringify(job) },
+    encoding: 'utf8',
+    timeout: (phase.warmupMs + phase.measureMs) * 4 + 30_000,
+  });
+  if (child.status !== 0) {
+    throw new Error(
+      `measurement of ${candidate.name} failed: ${(child.stderr || child.error?.message || '').trim()}`,
+    );
+  }
+  return Promise.resolve(JSON.parse(child.stdout.trim().split('\n').pop() as string) as Run);
+}
+
+async function runChildJob(raw: string): Promise<void> {
+  const job = JSON.parse(raw) as ChildJob;
+  const candidate = stubCandidates().find((c) => c.name === job.candidate);
+  if (!candidate) throw new Error(`unknown candidate ${job.candidate}`);
+  const run = await measureCycles(candidate, job.workers, job.phase);
+  console.log(JSON.stringify(run));
+}
+
 async function benchStub(phase: Phase, results: Results): Promise<void> {
   const candidates = stubCandidates();
   for (let round = 0; round < phase.rounds; round++) {
     for (const workers of STUB_CONCURRENCY) {
       for (const candidate of rotate(candidates, round)) {
         progress(`(a) round ${round + 1}/${phase.rounds}, ${workers} workers: ${candidate.name}`);
-        await results.record('a', candidate.name, workers, () => measureCycles(candidate, workers, phase));
-        await settle();
+        await results.record('a', candidate.name, workers, () =>
+          measureCyclesIsolated(candidate, workers, phase),
+        );
       }
     }
   }
@@ -607,6 +655,11 @@ function rotate<T>(items: T[], by: number): T[] {
 }
 
 async function main(): Promise<void> {
+  const childJob = process.env[CHILD_ENV];
+  if (childJob) {
+    await runChildJob(childJob);
+    return;
+  }
   const settings = parseSettings(process.argv.slice(2));
   const results = new Results();
   const facts: string[] = [];

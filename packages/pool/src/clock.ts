@@ -15,6 +15,7 @@ export interface Clock {
   clearTimeout(handle: TimerHandle | undefined): void;
 }
 
+// The imported binding: reading the `performance` global goes through a lazy getter every time.
 const origin = performance.timeOrigin;
 
 /** The real clock: wall time with sub-millisecond resolution, Node's timers. */

@@ -11,24 +11,25 @@ export type SlotState = 'connecting' | 'idle' | 'busy' | 'shared' | 'validating'
 // biome-ignore lint/suspicious/noExplicitAny: the pooled client is whatever the Client constructor makes
 export type PooledClient = any;
 
-const BIT: Record<SlotState, number> = {
-  connecting: 1,
-  idle: 2,
-  busy: 4,
-  shared: 8,
-  validating: 16,
-  closed: 32,
-};
-
-/** The states each state may move to, as a bit set (checked on every checkout, so kept cheap). */
-const LEGAL: Record<SlotState, number> = {
-  connecting: BIT.idle | BIT.busy | BIT.shared | BIT.closed,
-  idle: BIT.busy | BIT.shared | BIT.validating | BIT.closed,
-  busy: BIT.idle | BIT.shared | BIT.closed,
-  shared: BIT.idle | BIT.busy | BIT.closed,
-  validating: BIT.idle | BIT.busy | BIT.shared | BIT.closed,
-  closed: 0,
-};
+/**
+ * Whether a connection may move from one state to another. Written as comparisons of interned
+ * strings (pointer compares) because it runs on every checkout and return.
+ */
+function isLegal(from: SlotState, next: SlotState): boolean {
+  if (from === 'closed') return false;
+  switch (next) {
+    case 'busy':
+    case 'shared':
+    case 'closed':
+      return true;
+    case 'idle':
+      return from !== 'idle';
+    case 'validating':
+      return from === 'idle';
+    default:
+      return false; // nothing goes back to 'connecting'
+  }
+}
 
 export class Slot {
   state: SlotState = 'connecting';
@@ -68,7 +69,7 @@ export class Slot {
   }
 
   moveTo(next: SlotState): void {
-    if ((LEGAL[this.state] & BIT[next]) === 0) {
+    if (!isLegal(this.state, next)) {
       throw new Error(`pgwarden pool: illegal connection state change ${this.state} -> ${next}`);
     }
     this.state = next;

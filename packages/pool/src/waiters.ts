@@ -1,6 +1,7 @@
 /**
  * A first-come first-served line of callers. It knows nothing about connections: the pool decides
- * what a waiter receives. Removal of a waiter that gave up is O(1) (it is marked and skipped).
+ * what a waiter receives. It is a ring buffer (no allocation per push or shift once grown), and a
+ * waiter that gave up is marked settled and skipped, so removal is O(1).
  */
 export interface Waiting {
   /** Set once the waiter got its answer or gave up; it is then skipped. */
@@ -8,8 +9,12 @@ export interface Waiting {
 }
 
 export class WaiterQueue<T extends Waiting> {
-  private items: (T | undefined)[] = [];
+  private ring: (T | undefined)[] = new Array(16);
+  private mask = 15;
   private head = 0;
+  /** Entries in the ring, settled ones included. */
+  private size = 0;
+  /** Entries still waiting. */
   private live = 0;
 
   get length(): number {
@@ -17,12 +22,9 @@ export class WaiterQueue<T extends Waiting> {
   }
 
   push(item: T): void {
-    if (this.live === 0 && this.items.length > 0) {
-      // Only settled leftovers remain: drop them rather than walk past them later.
-      this.items.length = 0;
-      this.head = 0;
-    }
-    this.items.push(item);
+    if (this.size === this.ring.length) this.grow();
+    this.ring[(this.head + this.size) & this.mask] = item;
+    this.size++;
     this.live++;
   }
 
@@ -30,19 +32,18 @@ export class WaiterQueue<T extends Waiting> {
   peek(): T | undefined {
     if (this.live === 0) return undefined;
     this.skipSettled();
-    return this.items[this.head];
+    return this.ring[this.head];
   }
 
   /** Removes and returns the oldest waiter still waiting. */
   shift(): T | undefined {
     if (this.live === 0) return undefined;
     this.skipSettled();
-    const item = this.items[this.head];
-    if (item === undefined) return undefined;
-    this.items[this.head] = undefined;
-    this.head++;
+    const item = this.ring[this.head] as T;
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) & this.mask;
+    this.size--;
     this.live--;
-    this.compact();
     return item;
   }
 
@@ -50,33 +51,37 @@ export class WaiterQueue<T extends Waiting> {
   forget(item: T): void {
     if (!item.settled) throw new Error('forget() expects a settled waiter');
     this.live--;
+    if (this.live === 0) this.clear();
   }
 
   /** Waiters still waiting, oldest first. */
   *[Symbol.iterator](): IterableIterator<T> {
-    for (let i = this.head; i < this.items.length; i++) {
-      const item = this.items[i];
+    for (let i = 0; i < this.size; i++) {
+      const item = this.ring[(this.head + i) & this.mask];
       if (item !== undefined && !item.settled) yield item;
     }
   }
 
+  /** Drops settled entries at the front (the caller knows a live one exists). */
   private skipSettled(): void {
-    while (this.head < this.items.length) {
-      const item = this.items[this.head];
-      if (item !== undefined && !item.settled) return;
-      this.items[this.head] = undefined;
-      this.head++;
+    for (let item = this.ring[this.head]; item === undefined || item.settled; item = this.ring[this.head]) {
+      this.ring[this.head] = undefined;
+      this.head = (this.head + 1) & this.mask;
+      this.size--;
     }
-    this.compact();
   }
 
-  private compact(): void {
-    if (this.head === this.items.length) {
-      this.items.length = 0;
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
+  private clear(): void {
+    for (let i = 0; i < this.size; i++) this.ring[(this.head + i) & this.mask] = undefined;
+    this.head = 0;
+    this.size = 0;
+  }
+
+  private grow(): void {
+    const next: (T | undefined)[] = new Array(this.ring.length * 2);
+    for (let i = 0; i < this.size; i++) next[i] = this.ring[(this.head + i) & this.mask];
+    this.ring = next;
+    this.mask = next.length - 1;
+    this.head = 0;
   }
 }
