@@ -3,14 +3,10 @@
 // is down is a pool pointed at a 127.0.0.1 port nobody listens on.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
-import { freePort, testDatabaseUrl } from '@pgwarden/testkit';
+import { freePort, testDatabaseUrl, uniqueName } from '@pgwarden/testkit';
 import { type PoolCluster, createCluster } from './cluster.js';
 import type { PoolOptions } from './options.js';
 import type { Pool } from './pool.js';
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 /** Options of a pool on the test server whose backends say who they are. */
 function live(url: string, name: string): PoolOptions {
@@ -51,7 +47,7 @@ describe('createCluster against a real server', () => {
   });
 
   it('sends reads round-robin to the healthy replicas', async () => {
-    const [p, r1, r2] = [unique('primary'), unique('replica-a'), unique('replica-b')];
+    const [p, r1, r2] = [uniqueName('primary'), uniqueName('replica-a'), uniqueName('replica-b')];
     const cluster = createCluster({ primary: live(url, p), replicas: [live(url, r1), live(url, r2)] });
     await withCluster(cluster, async () => {
       const [primary, a, b] = cluster.pools() as [Pool, Pool, Pool];
@@ -66,7 +62,7 @@ describe('createCluster against a real server', () => {
   });
 
   it('skips a replica that is down and keeps reading from the healthy one', async () => {
-    const [p, dead, ok] = [unique('primary'), unique('replica-down'), unique('replica-up')];
+    const [p, dead, ok] = [uniqueName('primary'), uniqueName('replica-down'), uniqueName('replica-up')];
     const cluster = createCluster({ primary: live(url, p), replicas: [await down(dead), live(url, ok)] });
     await withCluster(cluster, async () => {
       const [primary, deadPool, okPool] = cluster.pools() as [Pool, Pool, Pool];
@@ -85,7 +81,7 @@ describe('createCluster against a real server', () => {
   });
 
   it('falls back to the primary when no replica is healthy', async () => {
-    const [p, d1, d2] = [unique('primary'), unique('replica-down-a'), unique('replica-down-b')];
+    const [p, d1, d2] = [uniqueName('primary'), uniqueName('replica-down-a'), uniqueName('replica-down-b')];
     const cluster = createCluster({ primary: live(url, p), replicas: [await down(d1), await down(d2)] });
     await withCluster(cluster, async () => {
       const [primary, a, b] = cluster.pools() as [Pool, Pool, Pool];
@@ -104,7 +100,7 @@ describe('createCluster against a real server', () => {
   });
 
   it('always sends writes (cluster.query) to the primary', async () => {
-    const [p, r1, r2] = [unique('primary'), unique('replica-a'), unique('replica-b')];
+    const [p, r1, r2] = [uniqueName('primary'), uniqueName('replica-a'), uniqueName('replica-b')];
     const table = `pgw_cluster_${Math.random().toString(36).slice(2, 10)}`;
     const cluster = createCluster({ primary: live(url, p), replicas: [live(url, r1), live(url, r2)] });
     await withCluster(cluster, async () => {
@@ -132,7 +128,7 @@ describe('createCluster against a real server', () => {
   });
 
   it('does not retry a statement error from a replica elsewhere', async () => {
-    const [p, r1, r2] = [unique('primary'), unique('replica-a'), unique('replica-b')];
+    const [p, r1, r2] = [uniqueName('primary'), uniqueName('replica-a'), uniqueName('replica-b')];
     const cluster = createCluster({ primary: live(url, p), replicas: [live(url, r1), live(url, r2)] });
     await withCluster(cluster, async () => {
       const [primary, a, b] = cluster.pools() as [Pool, Pool, Pool];

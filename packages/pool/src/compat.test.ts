@@ -7,25 +7,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { testDatabaseUrl } from '@pgwarden/testkit';
+import { testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
 import pg from 'pg';
 import type { PoolOptions } from './options.js';
 import { Pool } from './pool.js';
 import type { PooledClient } from './slot.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 function deepFreeze<T extends object>(o: T): T {
   for (const value of Object.values(o)) if (value && typeof value === 'object') deepFreeze(value);
@@ -44,7 +32,7 @@ describe('drop-in compatibility with pg.Pool', () => {
         super(options, pg.Client);
       }
     }
-    const pool = new BoundPool({ connectionString: url, name: unique('bound') });
+    const pool = new BoundPool({ connectionString: url, name: uniqueName('bound') });
     try {
       assert.ok(pool instanceof Pool);
       assert.equal(pool.Client, pg.Client);
@@ -62,7 +50,7 @@ describe('drop-in compatibility with pg.Pool', () => {
   });
 
   it('connects with a callback and with a promise', async () => {
-    const pool = new Pool({ connectionString: url, name: unique('connect-styles') });
+    const pool = new Pool({ connectionString: url, name: uniqueName('connect-styles') });
     try {
       const viaCallback = await new Promise<number>((resolve, reject) => {
         const returned = pool.connect((err, client, release) => {
@@ -95,7 +83,7 @@ describe('drop-in compatibility with pg.Pool', () => {
   it('type-checks where pg.Pool code does: await pool.query() gives a QueryResult', async () => {
     // Code written for pg.Pool destructures the awaited result directly. This test runs either way;
     // its failure would be a compile error under `npm run typecheck` (Pool.query needs pg's overloads).
-    const pool = new Pool({ connectionString: url, name: unique('typed-query') });
+    const pool = new Pool({ connectionString: url, name: uniqueName('typed-query') });
     try {
       const { rows } = await pool.query('SELECT 1 AS one');
       assert.equal(rows[0].one, 1);
@@ -105,7 +93,7 @@ describe('drop-in compatibility with pg.Pool', () => {
   });
 
   it('throws when a client is released twice', async () => {
-    const pool = new Pool({ connectionString: url, name: unique('double-release') });
+    const pool = new Pool({ connectionString: url, name: uniqueName('double-release') });
     try {
       const client = await pool.connect();
       client.release();
@@ -125,7 +113,7 @@ describe('drop-in compatibility with pg.Pool', () => {
   });
 
   it('returns undefined from pool.query with a callback and calls the callback with the result', async () => {
-    const pool = new Pool({ connectionString: url, name: unique('query-callback') });
+    const pool = new Pool({ connectionString: url, name: uniqueName('query-callback') });
     try {
       const result = await new Promise<pg.QueryResult>((resolve, reject) => {
         const returned = pool.query(
@@ -149,7 +137,7 @@ describe('drop-in compatibility with pg.Pool', () => {
   it('does not mutate the options object it is given', async () => {
     const options = deepFreeze({
       connectionString: url,
-      name: unique('frozen'),
+      name: uniqueName('frozen'),
       max: 3,
       maxOverflow: 1,
       statementTimeoutMillis: 5000,
@@ -171,7 +159,7 @@ describe('drop-in compatibility with pg.Pool', () => {
   });
 
   it("emits connect, acquire, release and remove events pg.Pool's way", async () => {
-    const pool = new Pool({ connectionString: url, name: unique('events'), max: 2 });
+    const pool = new Pool({ connectionString: url, name: uniqueName('events'), max: 2 });
     const counts = { connect: 0, acquire: 0, release: 0, remove: 0 };
     const releaseErrors: (Error | undefined)[] = [];
     pool.on('connect', () => counts.connect++);
@@ -246,7 +234,7 @@ describe('passwords never leak', () => {
   }
 
   it('keeps the password out of inspect(), util.inspect(pool) and errors', async () => {
-    const pool = new Pool({ ...target(), password, name: unique('secret') });
+    const pool = new Pool({ ...target(), password, name: uniqueName('secret') });
     try {
       const client = await pool.connect();
       try {
@@ -272,7 +260,7 @@ describe('passwords never leak', () => {
 
   it('keeps a wrong password out of the authentication error', async () => {
     const wrong = `wrong${randomBytes(12).toString('hex')}`;
-    const pool = new Pool({ ...target(), password: wrong, name: unique('wrong-secret') });
+    const pool = new Pool({ ...target(), password: wrong, name: uniqueName('wrong-secret') });
     try {
       await assert.rejects(pool.query('SELECT 1'), (err: Error & { code?: string }) => {
         assert.equal(err.code, '28P01');

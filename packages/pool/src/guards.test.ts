@@ -3,15 +3,11 @@
 // as startup parameters or applied with set_config() after connecting (for PgBouncer).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { testDatabaseUrl } from '@pgwarden/testkit';
+import { testDatabaseUrl, uniqueName } from '@pgwarden/testkit';
 import pg from 'pg';
 import type { PoolOptions } from './options.js';
 import { Pool } from './pool.js';
 import type { PooledClient } from './slot.js';
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 const MODES: NonNullable<PoolOptions['sessionSettingsVia']>[] = ['startup', 'query'];
 
@@ -83,7 +79,7 @@ describe('server-side guards on every new connection', () => {
     });
 
     it(`cancels a statement that runs past statementTimeoutMillis with 57014 (via ${mode})`, async () => {
-      const name = unique(`guard-timeout-${mode}`);
+      const name = uniqueName(`guard-timeout-${mode}`);
       const pool = new Pool({
         connectionString: url,
         name,

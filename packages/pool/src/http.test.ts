@@ -4,15 +4,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { testDatabaseUrl } from '@pgwarden/testkit';
+import { testDatabaseUrl, uniqueName } from '@pgwarden/testkit';
 import { Registry } from 'prom-client';
 import { createPoolHandler } from './http.js';
 import type { CheckoutInfo, PoolInspection } from './inspect.js';
 import { Pool } from './pool.js';
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
 
 describe('createPoolHandler on a real HTTP server', () => {
   const token = `tok-${Math.random().toString(36).slice(2)}`;
@@ -26,7 +22,7 @@ describe('createPoolHandler on a real HTTP server', () => {
     const url = await testDatabaseUrl();
     pool = new Pool({
       connectionString: url,
-      name: unique('http'),
+      name: uniqueName('http'),
       max: 3,
       metrics: { registry, environment },
     });

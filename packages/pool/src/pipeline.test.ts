@@ -2,27 +2,9 @@
 // busy connections through pg's pipeline mode once the pool is at its limit.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { testDatabaseUrl } from '@pgwarden/testkit';
+import { countBackends, sleep, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
 import pg from 'pg';
 import { Pool } from './pool.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 3000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** Records, on every turn of the event loop until stopped, the most the pool ever had. */
 function watchPool(pool: Pool) {
@@ -56,13 +38,7 @@ describe('pipelined pool.query() against a real server', () => {
     await admin?.end();
   });
 
-  async function backends(app: string): Promise<number> {
-    const res = await admin.query(
-      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
-      [app],
-    );
-    return res.rows[0].n;
-  }
+  const backends = (app: string) => countBackends(admin, app);
 
   /** Samples the server's count of the pool's backends until stopped. */
   function watchBackends(app: string) {
@@ -86,7 +62,7 @@ describe('pipelined pool.query() against a real server', () => {
 
   for (const pipeline of [true, false]) {
     it(`answers 64 concurrent statements each with its own row on at most 2 backends (pipeline: ${pipeline})`, async () => {
-      const app = unique(`pipe-${pipeline}`);
+      const app = uniqueName(`pipe-${pipeline}`);
       const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 2, pipeline });
       const server = watchBackends(app);
       const local = watchPool(pool);
@@ -118,7 +94,7 @@ describe('pipelined pool.query() against a real server', () => {
   }
 
   it('rejects only the failing statement among pipelined ones and keeps the connection', async () => {
-    const app = unique('pipe-error');
+    const app = uniqueName('pipe-error');
     const pool = new Pool({
       connectionString: url,
       name: app,
@@ -171,7 +147,7 @@ describe('pipelined pool.query() against a real server', () => {
   });
 
   it('never shares a checked-out client: pool.query waits for release instead of joining its transaction', async () => {
-    const app = unique('pipe-checkout');
+    const app = uniqueName('pipe-checkout');
     const table = `pgw_pipe_${Math.random().toString(36).slice(2, 10)}`;
     await admin.query(`CREATE TABLE ${table} (id int)`);
     const pool = new Pool({
@@ -207,7 +183,7 @@ describe('pipelined pool.query() against a real server', () => {
   });
 
   it('never shares a connection running a transaction statement sent through pool.query', async () => {
-    const app = unique('pipe-begin');
+    const app = uniqueName('pipe-begin');
     const pool = new Pool({
       connectionString: url,
       name: app,

@@ -106,29 +106,23 @@ function runExclusive(
     }
     const client = slot.client;
     let released = false;
-    const onError = (error: Error) => {
+    // Exactly once, whichever comes first: the statement's answer, a client error, or a throw.
+    const finish = (error: Error | undefined, res?: pg.QueryResult) => {
+      client.removeListener('error', finish);
       if (released) return;
       released = true;
       client.release(error);
-      done(error);
+      done(error, error ? undefined : res);
     };
-    client.once('error', onError);
+    client.once('error', finish);
     pool.log('dispatching query');
     try {
-      client.query(text, values, (error: Error | undefined, res: pg.QueryResult) => {
+      client.query(text, values, (error: Error | null | undefined, res: pg.QueryResult) => {
         pool.log('query dispatched');
-        client.removeListener('error', onError);
-        if (released) return;
-        released = true;
-        client.release(error);
-        done(error ?? undefined, error ? undefined : res);
+        finish(error ?? undefined, res);
       });
     } catch (error) {
-      client.removeListener('error', onError);
-      if (released) return;
-      released = true;
-      client.release(error as Error);
-      done(error as Error);
+      finish(error as Error);
     }
   });
 }

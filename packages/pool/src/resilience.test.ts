@@ -4,34 +4,18 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { type EmbeddedServer, startPostgres, testDatabaseUrl } from '@pgwarden/testkit';
+import {
+  adminClient,
+  type EmbeddedServer,
+  sleep,
+  startPostgres,
+  testDatabaseUrl,
+  uniqueName,
+  waitFor,
+} from '@pgwarden/testkit';
 import pg from 'pg';
 import { isAcquireTimeoutError, isCircuitOpenError, isPoolError } from './errors.js';
 import { Pool } from './pool.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 3000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-async function adminClient(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, application_name: 'pgwarden-test-admin' });
-  await client.connect();
-  return client;
-}
 
 /** Terminates a backend and waits until it is gone (PostgreSQL 14+: the timeout argument waits). */
 async function terminate(admin: pg.Client, pid: number): Promise<void> {
@@ -85,7 +69,7 @@ describe('circuit breaker against a real server that goes away', () => {
   it('opens while the server is stopped, fails fast, and closes once the server is back', async () => {
     const pool = new Pool({
       connectionString: server.url,
-      name: unique('breaker'),
+      name: uniqueName('breaker'),
       circuitBreaker: { threshold: 2, halfOpenAfterMillis: 300 },
       retry: { maxAttempts: 2, initialDelayMillis: 20 },
       connectionTimeoutMillis: 2000,
@@ -151,7 +135,7 @@ describe('statements whose backend is terminated', () => {
   });
 
   it('retries an idempotent statement whose backend was terminated mid-statement', async () => {
-    const app = unique('idem');
+    const app = uniqueName('idem');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 2 });
     try {
       const running = pool.query({
@@ -171,7 +155,7 @@ describe('statements whose backend is terminated', () => {
   });
 
   it('does not retry a statement not marked idempotent: it rejects with the connection error', async () => {
-    const app = unique('nonidem');
+    const app = uniqueName('nonidem');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 2 });
     try {
       const running = pool.query({ text: 'SELECT pg_sleep(1), 42 AS answer' });
@@ -191,7 +175,7 @@ describe('statements whose backend is terminated', () => {
   });
 
   it("hands an idle client's error to the pool 'error' listener with err.client, and drops it", async () => {
-    const app = unique('idle-err');
+    const app = uniqueName('idle-err');
     const pool = new Pool({ connectionString: url, name: app, application_name: app });
     const seen: { err: Error & { client?: unknown }; client: unknown }[] = [];
     pool.on('error', (err: Error, client: unknown) => seen.push({ err, client }));
@@ -220,7 +204,7 @@ describe('statements whose backend is terminated', () => {
   });
 
   it('survives an idle client error without any pool error listener', async () => {
-    const app = unique('idle-nolistener');
+    const app = uniqueName('idle-nolistener');
     const logged: string[] = [];
     const pool = new Pool({
       connectionString: url,
@@ -244,7 +228,7 @@ describe('statements whose backend is terminated', () => {
   });
 
   it('a checked-out client whose backend is terminated: its query rejects and release() drops it', async () => {
-    const app = unique('checked-out');
+    const app = uniqueName('checked-out');
     const pool = new Pool({ connectionString: url, name: app, application_name: app });
     try {
       const client = await pool.connect();
@@ -285,7 +269,7 @@ describe('connections that stall or arrive late', () => {
       user: 'nobody',
       password: 'irrelevant',
       database: 'nothing',
-      name: unique('stall'),
+      name: uniqueName('stall'),
       connectionTimeoutMillis: timeout,
       retry: { maxAttempts: 2, initialDelayMillis: 10 },
     });
@@ -314,7 +298,7 @@ describe('connections that stall or arrive late', () => {
   it('keeps a connection that arrives after its waiter timed out (node-postgres#3543)', async () => {
     const url = await testDatabaseUrl();
     const admin = await adminClient(url);
-    const app = unique('late');
+    const app = uniqueName('late');
     // Once `gate` is set, connects wait for it: the connection is made only after the waiter gave
     // up, yet well within the attempt's own deadline.
     let gate: Promise<unknown> | undefined;

@@ -1,27 +1,9 @@
 // Integration tests against a real PostgreSQL: resizing a pool while statements are running.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { testDatabaseUrl } from '@pgwarden/testkit';
+import { countBackends, sleep, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
 import pg from 'pg';
 import { Pool } from './pool.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function unique(prefix: string): string {
-  return `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-async function waitFor(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 3000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await sleep(2);
-  }
-}
 
 describe('resize against a real server', () => {
   let url: string;
@@ -35,16 +17,10 @@ describe('resize against a real server', () => {
     await admin?.end();
   });
 
-  async function backends(app: string): Promise<number> {
-    const res = await admin.query(
-      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
-      [app],
-    );
-    return res.rows[0].n;
-  }
+  const backends = (app: string) => countBackends(admin, app);
 
   it('loses no query when resized down, up and down again under load', async () => {
-    const app = unique('resize-load');
+    const app = uniqueName('resize-load');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 10 });
     try {
       const total = 300;
@@ -87,7 +63,7 @@ describe('resize against a real server', () => {
   });
 
   it('closes connections above a shrunk max when they are returned, even while callers wait', async () => {
-    const app = unique('resize-shrink');
+    const app = uniqueName('resize-shrink');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 8 });
     try {
       const queries: Promise<unknown>[] = [];
@@ -118,7 +94,7 @@ describe('resize against a real server', () => {
   });
 
   it('lets waiting callers proceed at once when it grows', async () => {
-    const app = unique('resize-grow');
+    const app = uniqueName('resize-grow');
     const pool = new Pool({ connectionString: url, name: app, application_name: app, max: 1 });
     try {
       const holder = await pool.connect();

@@ -30,14 +30,14 @@ describe('WaiterQueue', () => {
       q.forget(w);
     }
     assert.equal(q.length, 26);
-    assert.deepEqual(
-      [...q].map((w) => w.id).slice(0, 4),
-      [1, 2, 4, 5],
-    );
+    assert.deepEqual([...q].map((w) => w.id).slice(0, 4), [1, 2, 4, 5]);
     assert.equal(q.peek()?.id, 1);
     const order: number[] = [];
     for (let w = q.shift(); w; w = q.shift()) order.push(w.id);
-    assert.deepEqual(order, items.filter((w) => w.id % 3 !== 0).map((w) => w.id));
+    assert.deepEqual(
+      order,
+      items.filter((w) => w.id % 3 !== 0).map((w) => w.id),
+    );
     assert.throws(() => q.forget({ settled: false, id: 99 }), /settled/);
   });
 
