@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
-import { testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
+import { adminClient, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
 import pg from 'pg';
 import type { PoolOptions } from './options.js';
 import { Pool } from './pool.js';
@@ -218,8 +218,7 @@ describe('passwords never leak', () => {
   const password = `pw${randomBytes(12).toString('hex')}`;
   before(async () => {
     url = await testDatabaseUrl();
-    admin = new pg.Client({ connectionString: url, application_name: 'pgwarden-test-admin' });
-    await admin.connect();
+    admin = await adminClient(url);
     // DDL takes no bound parameters: the role and password are identifier- and literal-safe hex.
     await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
   });

@@ -3,8 +3,8 @@
 // as startup parameters or applied with set_config() after connecting (for PgBouncer).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { testDatabaseUrl, uniqueName } from '@pgwarden/testkit';
-import pg from 'pg';
+import { adminClient, testDatabaseUrl, uniqueName } from '@pgwarden/testkit';
+import type pg from 'pg';
 import type { PoolOptions } from './options.js';
 import { Pool } from './pool.js';
 import type { PooledClient } from './slot.js';
@@ -16,8 +16,7 @@ describe('server-side guards on every new connection', () => {
   let admin: pg.Client;
   before(async () => {
     url = await testDatabaseUrl();
-    admin = new pg.Client({ connectionString: url, application_name: 'pgwarden-test-admin' });
-    await admin.connect();
+    admin = await adminClient(url);
   });
   after(async () => {
     await admin?.end();

@@ -2,8 +2,8 @@
 // busy connections through pg's pipeline mode once the pool is at its limit.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { countBackends, sleep, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
-import pg from 'pg';
+import { adminClient, countBackends, sleep, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
+import type pg from 'pg';
 import { Pool } from './pool.js';
 
 /** Records, on every turn of the event loop until stopped, the most the pool ever had. */
@@ -31,8 +31,7 @@ describe('pipelined pool.query() against a real server', () => {
   let admin: pg.Client;
   before(async () => {
     url = await testDatabaseUrl();
-    admin = new pg.Client({ connectionString: url, application_name: 'pgwarden-test-admin' });
-    await admin.connect();
+    admin = await adminClient(url);
   });
   after(async () => {
     await admin?.end();

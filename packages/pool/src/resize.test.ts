@@ -1,8 +1,8 @@
 // Integration tests against a real PostgreSQL: resizing a pool while statements are running.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { countBackends, sleep, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
-import pg from 'pg';
+import { adminClient, countBackends, sleep, testDatabaseUrl, uniqueName, waitFor } from '@pgwarden/testkit';
+import type pg from 'pg';
 import { Pool } from './pool.js';
 
 describe('resize against a real server', () => {
@@ -10,8 +10,7 @@ describe('resize against a real server', () => {
   let admin: pg.Client;
   before(async () => {
     url = await testDatabaseUrl();
-    admin = new pg.Client({ connectionString: url, application_name: 'pgwarden-test-admin' });
-    await admin.connect();
+    admin = await adminClient(url);
   });
   after(async () => {
     await admin?.end();
