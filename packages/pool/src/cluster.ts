@@ -9,7 +9,7 @@ import type { PoolInspection } from './inspect.js';
 import type { PoolOptions } from './options.js';
 import { Pool, type PoolQueryConfig } from './pool.js';
 import type { PooledClient } from './slot.js';
-import { isPoolError } from './errors.js';
+import { isAcquireTimeoutError, isPoolError, isQueueFullError } from './errors.js';
 import { isConnectionLostError, isTransientConnectError } from './transient.js';
 
 export interface ClusterOptions {
@@ -86,7 +86,8 @@ export class PoolCluster {
         return await run(pool);
       } catch (error) {
         if (!isServerUnavailable(error)) throw error;
-        this.markDown(pool, error);
+        // A replica pool that is merely busy here (queue full, acquire timeout) is not down.
+        if (!isQueueFullError(error) && !isAcquireTimeoutError(error)) this.markDown(pool, error);
       }
     }
     return run(this.primary);

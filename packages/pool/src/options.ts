@@ -363,6 +363,8 @@ export function clientOptionsFrom(options: PoolOptions, settings: ResolvedSettin
   out.allowExitOnIdle = settings.allowExitOnIdle;
   if (settings.connectionTimeoutMillis) out.connectionTimeoutMillis = settings.connectionTimeoutMillis;
   if ('password' in options) hidePassword(out, options.password);
+  // A connection string may carry the password too: keep it out of logs and console.log(pool).
+  if (typeof out.connectionString === 'string') hideProperty(out, 'connectionString', out.connectionString);
   if (options.service !== undefined && options.application_name === undefined) {
     out.application_name = `${options.service}:${settings.name}`;
   }
@@ -375,10 +377,9 @@ export function clientOptionsFrom(options: PoolOptions, settings: ResolvedSettin
 }
 
 export function hidePassword(target: Record<string, unknown>, password: unknown): void {
-  Object.defineProperty(target, 'password', {
-    configurable: true,
-    enumerable: false,
-    writable: true,
-    value: password,
-  });
+  hideProperty(target, 'password', password);
+}
+
+function hideProperty(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { configurable: true, enumerable: false, writable: true, value });
 }

@@ -132,8 +132,7 @@ export class Pool extends EventEmitter {
       this._clock,
       this.log,
     );
-    if (this._settings.min > 0) process.nextTick(() => this._fillToMin());
-    this._scheduleHousekeeping();
+    // Anything that can throw comes first: a constructor that throws must leave nothing running.
     const metrics = this._settings.metrics;
     if (metrics) {
       this._unregisterMetrics = registerPoolMetrics(
@@ -142,6 +141,8 @@ export class Pool extends EventEmitter {
         metrics.environment,
       );
     }
+    if (this._settings.min > 0) process.nextTick(() => this._fillToMin());
+    this._scheduleHousekeeping();
   }
 
   /** Everything about the pool now, JSON-serialisable: settings, counts, waiters, checkouts and their sites. */
@@ -239,7 +240,10 @@ export class Pool extends EventEmitter {
   /** Puts a caller in line (or refuses it past `maxWaiting`) and starts what it needs. */
   private _enqueue(waiter: Waiter): void {
     const maxWaiting = this._settings.maxWaiting;
-    if (maxWaiting !== Number.POSITIVE_INFINITY && this.waitingCount >= maxWaiting) {
+    // Shed only a caller that would really wait: nothing idle and no room to open a connection.
+    const wouldWait =
+      this._idle.length === 0 && this._clients.length >= this._settings.max + this._settings.maxOverflow;
+    if (maxWaiting !== Number.POSITIVE_INFINITY && wouldWait && this.waitingCount >= maxWaiting) {
       this._stats.queueFull++;
       const err = new QueueFullError(maxWaiting, this.diagnose());
       process.nextTick(() => waiter.deliver(err, undefined));
@@ -281,7 +285,7 @@ export class Pool extends EventEmitter {
   /** Hands idle connections to waiters, then starts the connections the rest still need. */
   private _pulse(): void {
     if (this.ended) return;
-    while (this._waiters.length > 0 && this._idle.length > 0) {
+    while (this._waiters.length > this._validating && this._idle.length > 0) {
       const slot = this._idle.pop() as Slot;
       const now = this._clock.now();
       if (this._needsValidation(slot, now)) {
@@ -316,7 +320,7 @@ export class Pool extends EventEmitter {
     const maxPipeline = this._settings.maxPipeline;
     for (
       let head = this._waiters.peek();
-      head?.shared && slot.inFlight < maxPipeline && slot.usable;
+      head?.shared && slot.state === 'shared' && slot.inFlight < maxPipeline && slot.usable;
       head = this._waiters.peek()
     ) {
       this._waiters.shift();
@@ -374,7 +378,7 @@ export class Pool extends EventEmitter {
     if (this._settings.leakDetectionThresholdMillis > 0 && this._leakTimer === undefined) {
       this._armLeakTimer(this._settings.leakDetectionThresholdMillis);
     }
-    this.emit('acquire', client);
+    this._emitSafely('acquire', client);
   }
 
   // ---- release ------------------------------------------------------------------------------
@@ -392,7 +396,7 @@ export class Pool extends EventEmitter {
     if (slot.leakReported) this._reportLeakReturned(slot, now);
     slot.site = undefined;
     const error = err instanceof Error ? err : err ? new Error('released with error') : undefined;
-    this.emit('release', error, slot.client);
+    this._emitSafely('release', error, slot.client);
     const reason = this._retireReason(slot, error, now);
     if (reason) {
       if (reason === 'max_uses') this.log('remove expended client');
@@ -418,6 +422,12 @@ export class Pool extends EventEmitter {
 
   /** A connection is free (new, returned or validated): first waiter, else idle or closed if overflow. */
   private _makeAvailable(slot: Slot, now: number): void {
+    if (slot.expired || now >= slot.retireAt) {
+      // Its lifetime ended while it was away (being made, validated or used): retire it.
+      this._remove(slot, 'lifetime');
+      this._pulse();
+      return;
+    }
     const waiter = this._waiters.shift();
     if (waiter) {
       this._deliver(waiter, slot, now);
@@ -459,7 +469,11 @@ export class Pool extends EventEmitter {
         client.on('error', (err: Error) => this._onClientError(owner, client, err));
       })
       .then(
-        () => this._onConnected(slot as Slot),
+        () =>
+          this._onConnected(slot as Slot).catch((err: unknown) => {
+            this.log('internal error after connecting', err);
+            if (slot) this._remove(slot, 'broken');
+          }),
         (err: Error) => this._onConnectFailed(slot, err),
       );
   }
@@ -472,9 +486,15 @@ export class Pool extends EventEmitter {
       if (hook) await hook(client);
     } catch (err) {
       this._connecting--;
+      this._stats.connectFailures++;
+      this._stats.countError(err, this._clock.now());
       this.log('client failed its connect hook', err);
       this._forgetClient(slot);
-      safeEnd(client, () => this._afterConnectFailure(err as Error));
+      this._closing++;
+      safeEnd(client, () => {
+        this._closing--;
+        this._afterConnectFailure(err as Error);
+      });
       return;
     }
     this._connecting--;
@@ -487,8 +507,8 @@ export class Pool extends EventEmitter {
       this._remove(slot, 'pool_ended');
       return;
     }
-    this.emit('connect', client);
     slot.moveTo('idle');
+    this._emitSafely('connect', client);
     this._makeAvailable(slot, now);
     this._pulse();
   }
@@ -574,7 +594,7 @@ export class Pool extends EventEmitter {
     }
     (err as Error & { client?: PooledClient }).client = client;
     this._remove(slot, 'error');
-    if (this.listenerCount('error') > 0) this.emit('error', err, client);
+    if (this.listenerCount('error') > 0) this._emitSafely('error', err, client);
     else this.log('idle client error (no pool error listener)', err);
     this._pulse();
   }
@@ -596,7 +616,7 @@ export class Pool extends EventEmitter {
     this._closing++;
     safeEnd(client, () => {
       this._closing--;
-      this.emit('remove', client);
+      this._emitSafely('remove', client);
       this._checkEnded();
     });
     this._checkEnded();
@@ -691,6 +711,22 @@ export class Pool extends EventEmitter {
     if (nextDue !== Number.POSITIVE_INFINITY) this._armLeakTimer(nextDue - now);
   }
 
+  /**
+   * Emits an event without letting a throwing listener corrupt the pool's books: the listener's
+   * error is reported as a process warning and the pool carries on.
+   */
+  private _emitSafely(event: string, ...args: unknown[]): void {
+    try {
+      this.emit(event, ...args);
+    } catch (err) {
+      this.log(`a "${event}" listener threw`, err);
+      const message = err instanceof Error ? err.message : String(err);
+      process.emitWarning(`pgwarden pool "${this.name}": a "${event}" listener threw: ${message}`, {
+        code: 'PGWARDEN_LISTENER_ERROR',
+      });
+    }
+  }
+
   private _holder(slot: Slot, now: number): HolderInfo {
     return {
       pid: slot.pid,
@@ -709,7 +745,7 @@ export class Pool extends EventEmitter {
       info.pid === undefined ? 'a connection' : `pid ${info.pid}`
     } checked out ${Math.round(info.heldMillis)}ms ago by ${info.site ?? 'an unknown site (enable captureSites: "always" to record every site)'}`;
     this.log(message);
-    if (this.listenerCount('leak') > 0) this.emit('leak', info);
+    if (this.listenerCount('leak') > 0) this._emitSafely('leak', info);
     else process.emitWarning(message, { code: 'PGWARDEN_LEAK' });
   }
 
@@ -719,7 +755,7 @@ export class Pool extends EventEmitter {
       info.pid === undefined ? '' : ` pid ${info.pid}`
     } returned after ${Math.round(info.heldMillis)}ms (taken by ${info.site ?? 'an unknown site'})`;
     this.log(message);
-    if (this.listenerCount('leakReturned') > 0) this.emit('leakReturned', info);
+    if (this.listenerCount('leakReturned') > 0) this._emitSafely('leakReturned', info);
     else process.emitWarning(message, { code: 'PGWARDEN_LEAK_RETURNED' });
   }
 
@@ -835,6 +871,8 @@ export class Pool extends EventEmitter {
     }
     this._fillToMin();
     this._pulse();
+    // A lower min may leave idle connections above it: let the reaper look at them again.
+    if (this._reaperTimer === undefined) this._armReaper();
   }
 
   end(): Promise<void>;

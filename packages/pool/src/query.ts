@@ -15,6 +15,10 @@ export type QueryCallback = (err: Error | undefined, res?: pg.QueryResult) => vo
 const SESSION_STATEMENT =
   /^\s*(begin|start|commit|end|rollback|abort|savepoint|release|prepare|set|reset|lock|declare|fetch|close|move|listen|unlisten|notify|copy|discard|do|call|vacuum)\b/i;
 
+/** Functions whose effect outlives the statement (session locks and settings). */
+const SESSION_FUNCTION =
+  /\b(pg_advisory_lock|pg_try_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock_shared|set_config|pg_advisory_unlock)/i;
+
 /** Whether a statement may share a pipelined connection with others. */
 export function isShareable(config: unknown, values: unknown): boolean {
   let text: unknown = config;
@@ -29,7 +33,7 @@ export function isShareable(config: unknown, values: unknown): boolean {
     if (typeof c.submit === 'function' || c.rows !== undefined) return false;
     text = c.text;
   }
-  if (typeof text !== 'string' || SESSION_STATEMENT.test(text)) return false;
+  if (typeof text !== 'string' || SESSION_STATEMENT.test(text) || SESSION_FUNCTION.test(text)) return false;
   const semicolon = text.indexOf(';');
   if (semicolon !== -1 && text.slice(semicolon + 1).trim() !== '') return false;
   return values === undefined || Array.isArray(values);
