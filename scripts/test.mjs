@@ -4,44 +4,20 @@
 //   node scripts/test.mjs                      all test files
 //   node scripts/test.mjs pool breaker         only files whose path contains "pool" or "breaker"
 //   node scripts/test.mjs --test-name-pattern=x   arguments starting with "-" go to `node --test`
+//   PGWARDEN_TEST_PG_VERSION=12 node scripts/test.mjs   against PostgreSQL 12 (12 to 18; installed into
+//                                              ~/.cache/pgwarden/postgres on first use, see the testkit)
 //
 // Needs the testkit built (npm run build). Exits with the test runner's exit code.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { constants } from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { findTests, root, selectTests } from './find-tests.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const nodeArgs = args.filter((a) => a.startsWith('-'));
 const filters = args.filter((a) => !a.startsWith('-'));
 
-function findTests() {
-  const found = [];
-  const walk = (dir) => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      if (entry.name === 'node_modules' || entry.name === 'dist') continue;
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile() && entry.name.endsWith('.test.ts')) found.push(full);
-    }
-  };
-  const packages = path.join(root, 'packages');
-  for (const pkg of readdirSync(packages, { withFileTypes: true })) {
-    if (pkg.isDirectory()) walk(path.join(packages, pkg.name, 'src'));
-  }
-  return found.map((f) => path.relative(root, f).split(path.sep).join('/')).sort();
-}
-
 const all = findTests();
-const files = filters.length ? all.filter((f) => filters.some((s) => f.includes(s))) : all;
+const files = selectTests(all, filters);
 if (files.length === 0) {
   console.error(
     filters.length ? `no test file matches ${filters.join(', ')}` : 'no test files under packages/*/src',
@@ -72,19 +48,35 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 const env = { ...process.env };
 if (!env.PGWARDEN_TEST_DATABASE_URL) {
-  const { startPostgres } = await import('@pgwarden/testkit');
+  const { startPostgres, testPostgresVersion } = await import('@pgwarden/testkit');
+  let version;
+  try {
+    version = testPostgresVersion();
+  } catch (err) {
+    console.error(err.message);
+    process.exit(1);
+  }
   const started = performance.now();
-  server = await startPostgres();
+  try {
+    server = await startPostgres(version === undefined ? {} : { version });
+  } catch (err) {
+    console.error(`could not start PostgreSQL ${version ?? '(the testkit default)'}: ${err.message}`);
+    process.exit(1);
+  }
   if (signalled) {
     await server.destroy();
     process.exit(exitCodeOf(null, signalled));
   }
   env.PGWARDEN_TEST_DATABASE_URL = server.url;
   console.log(
-    `# embedded PostgreSQL on ${server.host}:${server.port} ready in ${Math.round(performance.now() - started)} ms` +
-      ` (initdb ${server.timings.initdbMs} ms, start ${server.timings.firstStartMs} ms,` +
+    `# embedded PostgreSQL ${server.version} on ${server.host}:${server.port} ready in ${Math.round(performance.now() - started)} ms` +
+      ` (binaries ${server.timings.binariesMs} ms, initdb ${server.timings.initdbMs} ms, start ${server.timings.firstStartMs} ms,` +
       ` pg_stat_statements ${server.pgStatStatements ? 'on' : 'off'})`,
   );
+} else if (env.PGWARDEN_TEST_PG_VERSION?.trim()) {
+  // The tests would silently run against whatever that URL points at, not the version asked for.
+  console.error('PGWARDEN_TEST_PG_VERSION and PGWARDEN_TEST_DATABASE_URL are both set: unset one of them');
+  process.exit(1);
 } else {
   console.log('# using PGWARDEN_TEST_DATABASE_URL from the environment');
 }

