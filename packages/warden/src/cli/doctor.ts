@@ -107,7 +107,7 @@ export async function runDoctor(flags: DoctorFlags, io: Io): Promise<number> {
   }
   const diagnosis = diagnose(snapshot, thresholds);
   if (flags.json) io.out(renderJson(snapshot, diagnosis));
-  else if (flags.markdown) io.out(renderMarkdown(snapshot, diagnosis));
+  else if (flags.markdown) io.out(renderMarkdown(snapshot, diagnosis, { thresholds }));
   else {
     const color = flags.color ?? (io.isTTY && !io.env.NO_COLOR);
     io.out(
@@ -115,6 +115,7 @@ export async function runDoctor(flags: DoctorFlags, io: Io): Promise<number> {
         color,
         width: Math.min(io.columns ?? 80, 120),
         verbose: flags.verbose,
+        thresholds,
       }),
     );
   }
