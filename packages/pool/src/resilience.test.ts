@@ -17,10 +17,14 @@ import pg from 'pg';
 import { isAcquireTimeoutError, isCircuitOpenError, isPoolError } from './errors.js';
 import { Pool } from './pool.js';
 
-/** Terminates a backend and waits until it is gone (PostgreSQL 14+: the timeout argument waits). */
+/** Terminates a backend and waits until it is gone (the one-argument form: PostgreSQL 12 has no timeout). */
 async function terminate(admin: pg.Client, pid: number): Promise<void> {
-  const res = await admin.query('SELECT pg_terminate_backend($1::int, 5000) AS ok', [pid]);
+  const res = await admin.query('SELECT pg_terminate_backend($1::int) AS ok', [pid]);
   assert.equal(res.rows[0].ok, true, `backend ${pid} was not terminated`);
+  await waitFor(`backend ${pid} to exit`, async () => {
+    const left = await admin.query('SELECT 1 FROM pg_stat_activity WHERE pid = $1', [pid]);
+    return left.rows.length === 0;
+  });
 }
 
 /** Waits for a backend of `app` to be running a statement containing `fragment`, and terminates it. */

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { runDoctor } from './cli/doctor.js';
+import { runKill } from './cli/kill.js';
 import { VERSION } from './index.js';
 
 const io = {
@@ -44,6 +45,36 @@ export function buildProgram(): Command {
     .option('--statement-timeout <ms>', "the probe's own statement_timeout", '5000')
     .action(async (flags) => {
       process.exitCode = await runDoctor(flags, io);
+    });
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  program
+    .command('kill')
+    .description('cancel, then terminate, the sessions that hold connections: dry run unless --execute')
+    .option('--url <url>', 'PostgreSQL URL (default $DATABASE_URL)')
+    .option('--older-than <duration>', 'only sessions older than this (query age, or transaction age)', '10m')
+    .option('--state <state>', 'only active or idle-in-transaction sessions')
+    .option('--user <role>', 'only this role')
+    .option('--app <name>', 'only this application_name')
+    .option('--pid <pid>', 'only this pid (repeatable)', collect)
+    .option('--root-blockers', 'only the root blockers of lock chains')
+    .option('--execute', 'carry the plan out (default: print it)')
+    .option('--grace <duration>', 'wait between cancel and terminate', '10s')
+    .option('--max-sessions <n>', 'at most this many sessions per run', '10')
+    .option('--max-share <percent>', 'never more than this share of client backends per run', '50%')
+    .option('--max-per-hour <n>', 'at most this many actions per hour (from the audit log)', '60')
+    .option('--protect-user <role>', 'never touch this role (repeatable)', collect)
+    .option('--protect-app <name>', 'never touch this application_name (repeatable)', collect)
+    .option('--allow-superuser', "also act on superusers' sessions")
+    .option(
+      '--audit-log <file>',
+      'audit log (default $PGWARDEN_AUDIT_LOG or ~/.local/state/pgwarden/audit.jsonl)',
+    )
+    .option('--pgbouncer <url>', 'PgBouncer admin console: show which backends serve a pooled client')
+    .option('--json', 'print JSON')
+    .addOption(new Option('--color', 'force colour'))
+    .addOption(new Option('--no-color', 'no colour'))
+    .action(async (flags) => {
+      process.exitCode = await runKill(flags, io);
     });
   return program;
 }

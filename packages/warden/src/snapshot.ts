@@ -68,6 +68,7 @@ export interface Session {
   queryId: string | null;
   /** Parallel workers point at their leader. */
   leaderPid: number | null;
+  /** Times in UTC with microseconds (compared for equality when re-checking a session). */
   xactStart: string | null;
   queryStart: string | null;
   stateChange: string | null;
@@ -79,6 +80,8 @@ export interface Session {
   stateAgeSeconds: number | null;
   /** pids this session waits for (only for sessions waiting on a lock). */
   blockedBy: number[];
+  /** The session's role is a superuser (remedies leave it alone unless allowed). */
+  superuser: boolean;
 }
 
 export interface ConnectionSummary {

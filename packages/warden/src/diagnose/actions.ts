@@ -54,6 +54,7 @@ export function formatAge(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined) return '–';
   const s = Math.max(0, Math.round(seconds));
   if (s < 60) return `${s}s`;
-  if (s < 3600) return s % 60 === 0 ? `${s / 60}m` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  if (s < 3600)
+    return s % 60 === 0 ? `${s / 60}m` : `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }

@@ -99,6 +99,23 @@ export class PostgresProbe {
     this.major = Math.floor((res.rows[0]?.v ?? 0) / 10000);
   }
 
+  /**
+   * Runs one statement on the probe's own connection (remedies use it: during exhaustion a second
+   * connection may not be had). Values are always bound parameters.
+   */
+  async execute<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values: unknown[] = [],
+  ): Promise<pg.QueryResult<R>> {
+    await this.connect();
+    return (this.client as pg.Client).query<R>(text, values);
+  }
+
+  /** The server's major version (after connect). */
+  get serverMajor(): number {
+    return this.major;
+  }
+
   async close(): Promise<void> {
     const client = this.client;
     this.client = undefined;
@@ -266,12 +283,15 @@ async function readSessions(client: pg.Client, major: number, textLimit: number)
             backend_type, datname, usename, coalesce(application_name, '') AS application,
             client_addr::text AS client_addr, state, wait_event_type, wait_event,
             left(query, $1) AS query, ${leader} AS leader_pid, ${queryId} AS query_id,
-            xact_start, query_start, state_change,
+            to_char(xact_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS xact_start,
+            to_char(query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS query_start,
+            to_char(state_change AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS state_change,
             extract(epoch FROM now() - xact_start)::float8 AS xact_age,
             CASE WHEN state = 'active' THEN extract(epoch FROM now() - query_start)::float8 END AS query_age,
             extract(epoch FROM now() - state_change)::float8 AS state_age,
-            CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid) END AS blocked_by
-       FROM pg_stat_activity
+            CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid) END AS blocked_by,
+            coalesce((SELECT rolsuper FROM pg_roles r WHERE r.oid = a.usesysid), false) AS superuser
+       FROM pg_stat_activity a
       WHERE pid <> pg_backend_pid()
       ORDER BY backend_start`,
     [textLimit],
@@ -300,13 +320,14 @@ async function readSessions(client: pg.Client, major: number, textLimit: number)
       query: hidden || r.query === '<insufficient privilege>' ? null : r.query,
       queryId: r.query_id,
       leaderPid: r.leader_pid,
-      xactStart: r.xact_start ? new Date(r.xact_start).toISOString() : null,
-      queryStart: r.query_start ? new Date(r.query_start).toISOString() : null,
-      stateChange: r.state_change ? new Date(r.state_change).toISOString() : null,
+      xactStart: r.xact_start,
+      queryStart: r.query_start,
+      stateChange: r.state_change,
       xactAgeSeconds: round(r.xact_age),
       queryAgeSeconds: round(r.query_age),
       stateAgeSeconds: round(r.state_age),
       blockedBy,
+      superuser: r.superuser === true,
     };
   });
 }

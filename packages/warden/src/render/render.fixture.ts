@@ -13,6 +13,7 @@ export function session(pid: number, fields: Partial<Session> = {}): Session {
     pid,
     backendStart: `2026-01-16T08:00:00.${String(pid).padStart(6, '0')}Z`,
     backendType: 'client backend',
+    superuser: false,
     database: 'vitalstream',
     user: 'app',
     application: 'web',

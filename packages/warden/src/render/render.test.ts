@@ -150,7 +150,7 @@ describe('renderTerminal', () => {
     const snap = criticalServer();
     const lines = section(renderTerminal(snap, diagnose(snap), { color: false }), 'Idle in transaction');
     assert.match(lines[0] as string, /pid .*user .*application .*state .*xact age .*idle .*query/);
-    assert.match(lines[1] as string, /^ +2000 +billing +billing-worker +idle in tx +30m00s/);
+    assert.match(lines[1] as string, /^ +2000 +billing +billing-worker +idle in tx +30m\b/);
     assert.equal(lines.filter((l) => /^ +20\d\d /.test(l)).length, 10);
     assert.ok(lines.includes('  … and 30 more'));
   });
