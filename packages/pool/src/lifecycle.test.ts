@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { FakeClock, createStubClientClass } from '@pgwarden/testkit';
 import { isPoolError } from './errors.js';
 import { Pool } from './pool.js';
+import { keepEventLoopAlive } from './stub-pools.fixture.js';
 
-let keepAlive: NodeJS.Timeout;
-before(() => {
-  keepAlive = setInterval(() => {}, 1000);
-});
-after(() => clearInterval(keepAlive));
+keepEventLoopAlive();
 
 describe('ending', () => {
   it('lets checked-out clients finish, closes idle ones, and fails callers still in line', async () => {

@@ -1,49 +1,20 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { FakeClock, createStubClientClass } from '@pgwarden/testkit';
-import type { StubClientKnobs } from '@pgwarden/testkit';
+import { describe, it } from 'node:test';
 import {
   AcquireTimeoutError,
   isAcquireTimeoutError,
   isCircuitOpenError,
   isQueueFullError,
 } from './errors.js';
-import { Pool } from './pool.js';
-import type { PoolOptions } from './options.js';
+import { fakePool, keepEventLoopAlive, stubPool, until } from './stub-pools.fixture.js';
 
-// The pool unrefs its timers (as pg-pool does) and stub clients hold no sockets: keep the loop alive.
-let keepAlive: NodeJS.Timeout;
-before(() => {
-  keepAlive = setInterval(() => {}, 1000);
-});
-after(() => clearInterval(keepAlive));
+keepEventLoopAlive();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function stubPool(options: PoolOptions = {}, knobs: StubClientKnobs = {}) {
-  const Stub = createStubClientClass(knobs);
-  const pool = new Pool({ env: {}, ...options }, Stub as never);
-  return { pool, Stub };
-}
-
-function fakePool(options: PoolOptions = {}, knobs: StubClientKnobs = {}) {
-  const clock = new FakeClock();
-  const Stub = createStubClientClass({ clock, ...knobs });
-  const pool = new Pool({ env: {}, clock, ...options }, Stub as never);
-  return { pool, Stub, clock };
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(2);
-  }
-}
 
 describe('sizing', () => {
   it('creates min connections at start and keeps them warm', async () => {
     const { pool, Stub } = stubPool({ min: 3, max: 5, idleTimeoutMillis: 10 });
-    await waitFor(() => pool.idleCount === 3);
+    await until(() => pool.idleCount === 3);
     await sleep(30);
     assert.equal(pool.totalCount, 3, 'idle timeout must not close connections at or below min');
     assert.equal(Stub.stats.created, 3);
@@ -73,12 +44,12 @@ describe('sizing', () => {
       { max: 50, min: 5, idleTimeoutMillis: 400 },
       { connectDelayMs: 150, queryDelayMs: 2 },
     );
-    await waitFor(() => pool.idleCount === 5);
+    await until(() => pool.idleCount === 5);
     const results = await Promise.all(Array.from({ length: 50 }, () => pool.query('SELECT 1')));
     assert.equal(results.length, 50);
     await sleep(200); // let connections still being made arrive
     assert.ok(Stub.stats.created < 10, `spike opened ${Stub.stats.created} connections`);
-    await waitFor(() => pool.totalCount === 5, 2000);
+    await until(() => pool.totalCount === 5, 2000);
     await pool.end();
   });
 

@@ -1,40 +1,14 @@
 // Robustness: the pool keeps its books straight when listeners throw, sizes change, lifetimes end mid-validation and constructors fail.
 import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { FakeClock, createStubClientClass } from '@pgwarden/testkit';
-import type { StubClientKnobs } from '@pgwarden/testkit';
+import { createStubClientClass } from '@pgwarden/testkit';
 import { Pool } from './pool.js';
-import type { PoolOptions } from './options.js';
+import { fakePool, keepEventLoopAlive, stubPool, until } from './stub-pools.fixture.js';
 
-let keepAlive: NodeJS.Timeout;
-before(() => {
-  keepAlive = setInterval(() => {}, 1000);
-});
-after(() => clearInterval(keepAlive));
+keepEventLoopAlive();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-function stubPool(options: PoolOptions = {}, knobs: StubClientKnobs = {}) {
-  const Stub = createStubClientClass(knobs);
-  const pool = new Pool({ env: {}, ...options }, Stub as never);
-  return { pool, Stub };
-}
-
-function fakePool(options: PoolOptions = {}, knobs: StubClientKnobs = {}) {
-  const clock = new FakeClock();
-  const Stub = createStubClientClass({ clock, ...knobs });
-  const pool = new Pool({ env: {}, clock, ...options }, Stub as never);
-  return { pool, Stub, clock };
-}
-
-async function waitFor(predicate: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(2);
-  }
-}
 
 describe('robustness', () => {
   it('a pool whose constructor throws (duplicate metrics name) opens no connections', async () => {
@@ -60,7 +34,7 @@ describe('robustness', () => {
 
   it('lowering min with resize() lets idle connections above it time out', async () => {
     const { pool, clock } = fakePool({ min: 2, max: 5, idleTimeoutMillis: 1000 });
-    await waitFor(() => pool.idleCount === 2);
+    await until(() => pool.idleCount === 2);
     pool.resize({ min: 0 });
     await clock.advanceAsync(60_000);
     assert.equal(pool.totalCount, 0, 'idle connections above the new min were never reaped');

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { findLockChains } from '../diagnose/locks.js';
+import { makeSnapshot, session } from '../snapshot.fixture.js';
 import type { Session, SessionState, Snapshot } from '../snapshot.js';
 import {
   DEFAULT_POLICY,
@@ -50,20 +50,12 @@ function build(raw: RawSession[]): Snapshot {
     const ts = `2026-11-26T10:00:00.${String(pid).padStart(6, '0')}Z`;
     const active = r.state === 'active';
     const inTx = r.state.startsWith('idle in transaction');
-    return {
-      pid,
+    return session(pid, {
       backendStart: ts,
       backendType: r.backendType,
-      database: 'vitalstream',
       user: r.user,
       application: r.application,
-      clientAddr: '127.0.0.1',
       state: r.state,
-      waitEventType: null,
-      waitEvent: null,
-      query: 'SELECT 1',
-      queryId: null,
-      leaderPid: null,
       xactStart: active || inTx ? ts : null,
       queryStart: ts,
       stateChange: ts,
@@ -72,46 +64,12 @@ function build(raw: RawSession[]): Snapshot {
       stateAgeSeconds: r.age,
       blockedBy: r.blockedByPrevious && i > 0 ? [1000 + i - 1] : [],
       superuser: r.superuser,
-    };
+    });
   });
-  const clients = sessions.filter((s) => s.backendType === 'client backend');
-  return {
-    at: '2026-11-26T12:00:00.000Z',
-    probeMillis: 1,
-    server: {
-      version: '18.4',
-      versionNum: 180004,
-      major: 18,
-      maxConnections: 100,
-      superuserReservedConnections: 3,
-      reservedConnections: 0,
-      usableConnections: 97,
-      timeouts: {
-        statementTimeoutMs: 0,
-        idleInTransactionSessionTimeoutMs: 0,
-        idleSessionTimeoutMs: 0,
-        transactionTimeoutMs: 0,
-        lockTimeoutMs: 0,
-      },
-      startedAt: '2026-11-26T00:00:00.000Z',
-      uptimeSeconds: 1,
-      sharedPreloadLibraries: [],
-      database: 'vitalstream',
-    },
-    visibility: { role: 'pgwarden', superuser: false, monitor: true, hiddenSessions: 0 },
-    connections: {
-      total: clients.length,
-      byState: {},
-      usable: 97,
-      usage: clients.length / 97,
-      otherBackends: 0,
-    },
-    consumers: [],
-    sessions,
-    locks: findLockChains(sessions),
-    statStatements: { installed: true, preloaded: true, error: null, top: [] },
-    tables: [],
-  };
+  const clients = sessions.filter((s) => s.backendType === 'client backend').length;
+  return makeSnapshot(sessions, {
+    connections: { total: clients, byState: {}, usable: 97, usage: clients / 97, otherBackends: 0 },
+  });
 }
 
 const policyArb: fc.Arbitrary<RemedyPolicy> = fc.record({

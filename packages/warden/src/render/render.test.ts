@@ -12,7 +12,7 @@ import {
   quietServer,
   session,
   waiting,
-} from './render.fixture.js';
+} from '../snapshot.fixture.js';
 import { renderMarkdown } from './markdown.js';
 import { renderTerminal } from './terminal.js';
 import { codeBlock, humanBytes, markdownCell, padEnd, terminalSafe, truncate, width } from './text.js';

@@ -1,10 +1,10 @@
 /**
- * Fake snapshots for the renderers' tests: plain data built by hand, no server. Three scenes from
+ * Fake snapshots for tests (renderers, remedy planner): plain data built by hand, no server. Three scenes from
  * the runbook: a quiet server, an exhausted one (stuck transactions, a lock chain, a long query)
  * and a PgBouncer pool with clients queueing. Not part of the build (see tsconfig's exclude).
  */
-import { findLockChains } from '../diagnose/locks.js';
-import type { Consumer, ServerInfo, Session, Snapshot } from '../snapshot.js';
+import { findLockChains } from './diagnose/locks.js';
+import type { Consumer, ServerInfo, Session, Snapshot } from './snapshot.js';
 
 export const AT = '2026-01-16T10:00:00.000Z';
 
