@@ -82,6 +82,16 @@ export interface StartPgBouncerOptions {
   port?: number;
   /** Seconds to wait for PgBouncer to listen; default 10. */
   startTimeoutSeconds?: number;
+  /**
+   * Run this pgbouncer.ini (one `pgwarden pgbouncer-config` wrote, say) instead of writing one. It is
+   * copied into the instance's directory with only `pidfile` added (so clean-up finds the process),
+   * and the auth_file it names is copied next to it (so the user PgBouncer runs as can read it) and
+   * pointed at. Its `listen_addr` must be 127.0.0.1; the port is its `listen_port`. The other options
+   * that shape the config (poolMode, sizes, users, settings, port) are not allowed with it. `url` is
+   * the backend's user and password through PgBouncer (right when the userlist has them); `adminUrl`
+   * and `statsUrl` name the ini's first admin_users/stats_users entry without a password.
+   */
+  configFile?: string;
 }
 
 export interface EmbeddedPgBouncer {
@@ -160,6 +170,8 @@ class PgBouncer implements EmbeddedPgBouncer {
   #op: Promise<unknown> = Promise.resolve();
   readonly #registration: Registered;
 
+  readonly #external: ExternalConfig | undefined;
+
   constructor(init: {
     baseDir: string;
     ids: Ids | undefined;
@@ -169,6 +181,7 @@ class PgBouncer implements EmbeddedPgBouncer {
     settings: [string, string][];
     port: number;
     startTimeoutMs: number;
+    external?: ExternalConfig;
   }) {
     this.#baseDir = init.baseDir;
     this.configFile = path.join(init.baseDir, 'pgbouncer.ini');
@@ -181,10 +194,11 @@ class PgBouncer implements EmbeddedPgBouncer {
     this.#settings = init.settings;
     this.port = init.port;
     this.#startTimeoutMs = init.startTimeoutMs;
+    this.#external = init.external;
     // The server's user logs in with the server's password (PgBouncer reuses it to log in to the server);
     // the console users only exist here, with passwords of their own.
     this.#passwords = new Map([[init.backend.user, init.backend.password]]);
-    for (const user of [init.adminUser, init.statsUser]) {
+    for (const user of init.external ? [] : [init.adminUser, init.statsUser]) {
       if (user !== undefined && !this.#passwords.has(user)) {
         this.#passwords.set(user, randomBytes(18).toString('base64url'));
       }
@@ -256,10 +270,17 @@ class PgBouncer implements EmbeddedPgBouncer {
 
   /** Writes pgbouncer.ini and userlist.txt, readable by the user PgBouncer runs as only. */
   async writeFiles(): Promise<void> {
-    const files: [string, string][] = [
-      [path.join(this.#baseDir, 'userlist.txt'), userlist(this.#passwords)],
-      [this.configFile, this.#config()],
-    ];
+    const authFile = path.join(this.#baseDir, 'userlist.txt');
+    const external = this.#external;
+    const files: [string, string][] = external
+      ? [
+          [authFile, external.authText],
+          [this.configFile, externalConfig(external.iniText, { pidfile: this.#pidFile, authFile })],
+        ]
+      : [
+          [authFile, userlist(this.#passwords)],
+          [this.configFile, this.#config()],
+        ];
     for (const [file, text] of files) {
       await fs.writeFile(file, text, { mode: 0o600 });
       if (this.#ids) await fs.chown(file, this.#ids.uid, this.#ids.gid);
@@ -397,6 +418,76 @@ class PgBouncer implements EmbeddedPgBouncer {
   }
 }
 
+interface ExternalConfig {
+  iniText: string;
+  authText: string;
+}
+
+/** `key = value` settings of the [pgbouncer] section of an ini (the last one of a key wins, as in PgBouncer). */
+export function pgBouncerIniSettings(text: string): Map<string, string> {
+  const settings = new Map<string, string>();
+  let section = '';
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith(';') || line.startsWith('#')) continue;
+    const header = /^\[(.+)\]$/.exec(line);
+    if (header) {
+      section = (header[1] as string).trim().toLowerCase();
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (section !== 'pgbouncer' || eq < 0) continue;
+    settings.set(line.slice(0, eq).trim().toLowerCase(), line.slice(eq + 1).trim());
+  }
+  return settings;
+}
+
+/** The caller's ini with auth_file pointed at the copy and a pidfile, both right after [pgbouncer]. */
+function externalConfig(text: string, add: { pidfile: string; authFile: string }): string {
+  const lines = text.split(/\r?\n/);
+  let section = '';
+  const out: string[] = [];
+  for (const line of lines) {
+    const header = /^\s*\[(.+)\]\s*$/.exec(line);
+    if (header) section = (header[1] as string).trim().toLowerCase();
+    if (section === 'pgbouncer' && /^\s*(auth_file|pidfile)\s*=/i.test(line)) {
+      out.push(`; ${line.trim()}   (replaced by @pgwarden/testkit)`);
+      continue;
+    }
+    out.push(line);
+    if (header && section === 'pgbouncer') {
+      out.push('; added by @pgwarden/testkit', `pidfile = ${add.pidfile}`, `auth_file = ${add.authFile}`);
+    }
+  }
+  return out.join('\n');
+}
+
+async function readExternal(
+  configFile: string,
+): Promise<{ external: ExternalConfig; settings: Map<string, string> }> {
+  const iniText = await fs.readFile(configFile, 'utf8');
+  const settings = pgBouncerIniSettings(iniText);
+  if (!/^\s*\[pgbouncer\]\s*$/im.test(iniText))
+    throw new RangeError(`${configFile} has no [pgbouncer] section`);
+  const listenAddr = settings.get('listen_addr');
+  if (listenAddr !== '127.0.0.1') {
+    throw new RangeError(
+      `${configFile}: listen_addr must be 127.0.0.1 here, got ${JSON.stringify(listenAddr ?? '')}`,
+    );
+  }
+  const authFile = settings.get('auth_file');
+  let authText = '';
+  if (authFile) authText = await fs.readFile(path.resolve(path.dirname(configFile), authFile), 'utf8');
+  return { external: { iniText, authText }, settings };
+}
+
+function firstOf(list: string | undefined): string | undefined {
+  return list
+    ?.split(',')
+    .map((s) => s.trim())
+    .find((s) => s !== '');
+}
+
 function isPortInUse(err: unknown): boolean {
   return /address already in use/i.test(String(err));
 }
@@ -407,6 +498,7 @@ function isPortInUse(err: unknown): boolean {
  */
 export async function startPgBouncer(options: StartPgBouncerOptions): Promise<EmbeddedPgBouncer> {
   if (!hasPgBouncer()) throw new Error(notInstalled());
+  if (options.configFile !== undefined) return startExternal(options, options.configFile);
   checkCount('defaultPoolSize', options.defaultPoolSize, 1);
   checkCount('maxClientConn', options.maxClientConn, 1);
   checkCount('queryWaitTimeoutSeconds', options.queryWaitTimeoutSeconds, 0);
@@ -461,6 +553,55 @@ export async function startPgBouncer(options: StartPgBouncerOptions): Promise<Em
         bouncer.port = await freePort();
       }
     }
+    bouncer.timings.startMs = Math.round(performance.now() - started);
+    return bouncer;
+  } catch (err) {
+    if (bouncer) await bouncer.destroy().catch(() => {});
+    else await fs.rm(baseDir, { recursive: true, force: true }).catch(() => {});
+    throw err;
+  }
+}
+
+const CONFIG_SHAPING: (keyof StartPgBouncerOptions)[] = [
+  'poolMode',
+  'defaultPoolSize',
+  'maxClientConn',
+  'queryWaitTimeoutSeconds',
+  'adminUser',
+  'statsOnlyUser',
+  'settings',
+  'port',
+];
+
+/** startPgBouncer with the caller's own pgbouncer.ini (see StartPgBouncerOptions.configFile). */
+async function startExternal(options: StartPgBouncerOptions, configFile: string): Promise<EmbeddedPgBouncer> {
+  for (const key of CONFIG_SHAPING) {
+    if (options[key] !== undefined) throw new RangeError(`${key} cannot be combined with configFile`);
+  }
+  const { external, settings } = await readExternal(configFile);
+  const port = Number(settings.get('listen_port') ?? '6432');
+  checkCount('listen_port', port, 1);
+  const ids = isRoot() ? await ensurePostgresUser() : undefined;
+  installHooks();
+  const baseDir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgwarden-pgbouncer-'));
+  let bouncer: PgBouncer | undefined;
+  try {
+    if (ids) chownSync(baseDir, ids.uid, ids.gid);
+    chmodSync(baseDir, 0o700);
+    bouncer = new PgBouncer({
+      baseDir,
+      ids,
+      backend: options.postgres,
+      adminUser: firstOf(settings.get('admin_users')) ?? '',
+      statsUser: firstOf(settings.get('stats_users')),
+      settings: [],
+      port,
+      startTimeoutMs: (options.startTimeoutSeconds ?? 10) * 1000,
+      external,
+    });
+    const started = performance.now();
+    await bouncer.writeFiles();
+    await bouncer.start();
     bouncer.timings.startMs = Math.round(performance.now() - started);
     return bouncer;
   } catch (err) {

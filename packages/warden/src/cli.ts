@@ -6,6 +6,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { runDoctor } from './cli/doctor.js';
 import { runKill } from './cli/kill.js';
+import { runPgBouncerConfig } from './cli/pgbouncer-config.js';
+import { runPlan } from './cli/plan.js';
 import { VERSION } from './index.js';
 
 const io = {
@@ -75,6 +77,52 @@ export function buildProgram(): Command {
     .addOption(new Option('--no-color', 'no colour'))
     .action(async (flags) => {
       process.exitCode = await runKill(flags, io);
+    });
+  /** The capacity options `plan` and `pgbouncer-config` share. */
+  const capacityOptions = (command: Command) =>
+    command
+      .option('--replicas <n>', 'instances of the app, each with its own pool')
+      .option('--pool-max <n>', "each pool's max (steady connections)")
+      .option('--overflow <n>', "each pool's overflow (burst connections beyond max)")
+      .option('--pool-min <n>', "each pool's min (connections kept open)")
+      .option('--other <n>', 'connections of other apps, jobs and admins (default with --url: sessions now)')
+      .option('--max-connections <n>', "the server's max_connections (default with --url: the server's)")
+      .option('--superuser-reserved <n>', "superuser_reserved_connections (default 3, or the server's)")
+      .option('--reserved <n>', "reserved_connections, PostgreSQL 16+ (default 0, or the server's)")
+      .option('--mean-ms <ms>', 'mean time a statement (or transaction) holds a connection')
+      .option('--rate <n>', 'statements (or transactions) per second across the fleet')
+      .option('--cores <n>', "the database server's CPU cores (HikariCP's cores × 2 + spindles)")
+      .option('--spindles <n>', "the database server's effective spindles (default 1)")
+      .option('--margin <factor>', 'over the measured concurrency: 1.5 or 50%', '1.5')
+      .option('--pools <n>', '(database, user) pairs PgBouncer would pool (default 1)')
+      .option('--pgbouncer-instances <n>', 'PgBouncer instances (default 1; 2 with --runbook)')
+      .option('--url <url>', 'read max_connections, sessions and pg_stat_statements from this server')
+      .option('--app <name>', "the app's application_name: its sessions are not other consumers")
+      .option('--sample <duration>', 'measure the load over this long instead of since the last reset')
+      .option('--runbook', "use the runbook's Step 2: pools 50 + 20 (min 5), max_connections 200")
+      .option('--json', 'print one JSON object')
+      .option('--verbose', 'stacks on errors');
+  capacityOptions(
+    program
+      .command('plan')
+      .description('check pool sizes against max_connections before raising them; size pools and PgBouncer'),
+  ).action(async (flags) => {
+    process.exitCode = await runPlan(flags, io);
+  });
+  capacityOptions(
+    program
+      .command('pgbouncer-config')
+      .description('write pgbouncer.ini and a userlist.txt template sized from the capacity plan'),
+  )
+    .option('--out <dir>', 'directory to write into', './pgbouncer')
+    .option('--force', 'overwrite pgbouncer.ini and userlist.txt there')
+    .option('--listen <addr:port>', 'where PgBouncer listens', '127.0.0.1:6432')
+    .option('--auth-file <path>', 'auth_file as PgBouncer will find it (default: the userlist written)')
+    .option('--admin-user <name>', 'admin_users of the console', 'pgbouncer_admin')
+    .option('--stats-user <name>', 'stats_users of the console (for pgwarden doctor --pgbouncer)', 'pgwarden')
+    .option('--offline', 'do not connect: take only host, port, database and user from --url')
+    .action(async (flags) => {
+      process.exitCode = await runPgBouncerConfig(flags, io);
     });
   return program;
 }

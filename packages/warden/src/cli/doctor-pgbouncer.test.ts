@@ -14,6 +14,7 @@ import {
 } from '@pgwarden/testkit';
 import pg from 'pg';
 import { type DoctorFlags, runDoctor } from './doctor.js';
+import { runKill } from './kill.js';
 
 const SLEEP = 'SELECT pg_sleep(3)';
 
@@ -105,6 +106,30 @@ describe('pgwarden doctor with PgBouncer', { skip: skipWithoutPgBouncer() }, () 
       assert.equal(finding.pids.length, 2);
       const text = await doctor({ url: server.url, pgbouncer: bouncer.adminUrl });
       assert.match(text.stdout, /PgBouncer/);
+      // pgwarden kill's plan says which backends serve a pooled client.
+      let killOut = '';
+      const killCode = await runKill(
+        {
+          url: server.url,
+          pgbouncer: bouncer.adminUrl,
+          olderThan: '0s',
+          state: 'active',
+          json: true,
+          maxShare: '100%',
+          allowSuperuser: true, // PgBouncer logs in to the server as postgres
+        },
+        { out: (t) => (killOut += t), err: () => {}, env: {}, isTTY: false, columns: 120 },
+      );
+      assert.equal(killCode, 1, 'a dry run with a plan');
+      const plan = JSON.parse(killOut);
+      for (const pid of finding.pids) {
+        assert.ok(plan.actions.some((a: { pid: number }) => a.pid === pid));
+        assert.equal(
+          plan.pgbouncer[String(pid)],
+          'postgres/postgres',
+          `pid ${pid} serves the PgBouncer pool`,
+        );
+      }
     } finally {
       await Promise.all(running);
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));

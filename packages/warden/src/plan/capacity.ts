@@ -213,6 +213,8 @@ export class PlanInputError extends Error {
 /** Formats a number for an explanation: integers as they are, others with 2 decimals (trimmed). */
 export function num(value: number): string {
   if (Number.isInteger(value)) return String(value);
+  // Small values keep two significant digits: 0.000103 busy connections is not "0".
+  if (Math.abs(value) < 0.01) return String(Number(value.toPrecision(2)));
   const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : 2;
   const text = value.toFixed(digits).replace(/\.?0+$/, '');
   return text === '-0' ? '0' : text;
@@ -229,7 +231,7 @@ function fig(value: number, why: string): Figure {
 
 /** A figure that is given, not computed: "200 max_connections (runbook Step 2)". */
 function given(value: number, what: string, source: string | undefined): Figure {
-  return { value, why: `${num(value)} ${what}${source ? ` (${source})` : ''}` };
+  return { value, why: `${num(value)}${what ? ` ${what}` : ''}${source ? ` (${source})` : ''}` };
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -261,7 +263,10 @@ export function resolveInput(input: CapacityInput): ResolvedInput {
   const poolMin = input.poolMin ?? 0;
   checkInteger('poolMin', poolMin, 0);
   if (poolMin > input.poolMax) {
-    throw new PlanInputError('poolMin', `must not be above the pool's max (${input.poolMax}), got ${poolMin}`);
+    throw new PlanInputError(
+      'poolMin',
+      `must not be above the pool's max (${input.poolMax}), got ${poolMin}`,
+    );
   }
   const otherConsumers = input.otherConsumers ?? 0;
   checkInteger('otherConsumers', otherConsumers, 0);
@@ -330,7 +335,7 @@ function otherWhy(input: ResolvedInput): string {
     const list = shown.join(' + ');
     return `${num(input.otherConsumers)} = ${list}${source ? ` (${source})` : ''}`;
   }
-  return `${num(input.otherConsumers)} other consumers${source ? ` (${source})` : ' (none given)'}`;
+  return `${num(input.otherConsumers)} (${source ?? 'none given'})`;
 }
 
 /** Plans connection capacity; throws PlanInputError on a bad input. */
@@ -340,22 +345,30 @@ export function planCapacity(raw: CapacityInput): CapacityPlan {
   const su = input.superuserReservedConnections;
   const res = input.reservedConnections;
   const usableValue = input.maxConnections - su - res;
-  const usable = fig(usableValue, `${input.maxConnections} max_connections - ${su} superuser_reserved - ${res} reserved`);
+  const usable = fig(usableValue, `${input.maxConnections} - ${su} superuser_reserved - ${res} reserved`);
   const tightLineValue = Math.floor(usableValue * TIGHT_FRACTION);
-  const tightLine = fig(tightLineValue, `floor(${percent(TIGHT_FRACTION, 1)}% × ${usableValue} usable): above it the plan is tight`);
+  const tightLine = fig(
+    tightLineValue,
+    `floor(${percent(TIGHT_FRACTION, 1)}% × ${usableValue} usable): above it the plan is tight`,
+  );
 
   // The worst case: every instance at max + overflow at the same moment, plus everyone else.
   const perInstanceValue = input.poolMax + input.maxOverflow;
   const perInstance = fig(perInstanceValue, `${input.poolMax} max + ${input.maxOverflow} overflow`);
   const fleetValue = input.replicas * perInstanceValue;
-  const fleet = fig(fleetValue, `${plural(input.replicas, 'replica')} × (${input.poolMax} + ${input.maxOverflow})`);
+  const fleet = fig(
+    fleetValue,
+    `${plural(input.replicas, 'replica')} × (${input.poolMax} + ${input.maxOverflow})`,
+  );
   const other: Figure = { value: input.otherConsumers, why: otherWhy(input) };
   const worstValue = fleetValue + input.otherConsumers;
   const worstCase = fig(worstValue, `${fleetValue} app fleet + ${input.otherConsumers} other`);
   const verdict = classify(worstValue, usableValue, tightLineValue);
   const headroom = fig(usableValue - worstValue, `${usableValue} usable - ${worstValue} worst case`);
   const oversubscribedBy =
-    worstValue > usableValue ? fig(worstValue - usableValue, `${worstValue} worst case - ${usableValue} usable`) : null;
+    worstValue > usableValue
+      ? fig(worstValue - usableValue, `${worstValue} worst case - ${usableValue} usable`)
+      : null;
   const usagePercent: Figure = {
     value: percent(worstValue, usableValue),
     why: `${percent(worstValue, usableValue)}% = ${worstValue} / ${usableValue} usable`,
@@ -386,7 +399,10 @@ export function planCapacity(raw: CapacityInput): CapacityPlan {
     load = {
       concurrency,
       perInstance: fig(perValue, perWhy),
-      fleetAtOnce: fig(fleetAtOnceValue, `ceil(${num(concurrencyValue)} × ${num(input.margin)} margin), shared behind PgBouncer`),
+      fleetAtOnce: fig(
+        fleetAtOnceValue,
+        `ceil(${num(concurrencyValue)} × ${num(input.margin)} margin), shared behind PgBouncer`,
+      ),
     };
   } else {
     const missing = [input.meanMs === null ? 'mean time' : '', input.ratePerSecond === null ? 'rate' : '']
@@ -410,30 +426,45 @@ export function planCapacity(raw: CapacityInput): CapacityPlan {
     `${tightLineValue} (${percent(TIGHT_FRACTION, 1)}% of ${usableValue}) - ${input.otherConsumers} other${fleetBudgetValue === 0 && tightLineValue < input.otherConsumers ? ', at least 0' : ''}`,
   );
   const perBudgetValue = Math.floor(fleetBudgetValue / input.replicas);
-  const perInstanceBudget = fig(perBudgetValue, `floor(${fleetBudgetValue} / ${plural(input.replicas, 'replica')})`);
+  const perInstanceBudget = fig(
+    perBudgetValue,
+    `floor(${fleetBudgetValue} / ${plural(input.replicas, 'replica')})`,
+  );
   const viable = perBudgetValue >= MIN_POOL;
-  const askedWhat = `${src.poolMax ?? 'asked'}`;
+  const askedWhat = src.poolMax ? ` (${src.poolMax})` : '';
   let maxFig: Figure;
   if (load) {
     const want = load.perInstance.value;
     maxFig =
       want <= perBudgetValue
         ? fig(want, `the load's pool size (Little's law), within the ${perBudgetValue} per instance`)
-        : fig(perBudgetValue, `the ${perBudgetValue} per instance the server can give (the load wants ${want})`);
+        : fig(
+            perBudgetValue,
+            `the ${perBudgetValue} per instance the server can give (the load wants ${want})`,
+          );
   } else {
     maxFig =
       input.poolMax <= perBudgetValue
-        ? fig(input.poolMax, `max as asked (${askedWhat}), within the ${perBudgetValue} per instance`)
-        : fig(perBudgetValue, `the ${perBudgetValue} per instance the server can give (asked ${input.poolMax})`);
+        ? fig(input.poolMax, `max as asked${askedWhat}, within the ${perBudgetValue} per instance`)
+        : fig(
+            perBudgetValue,
+            `the ${perBudgetValue} per instance the server can give (asked ${input.poolMax})`,
+          );
   }
   const overflowRoom = Math.max(0, perBudgetValue - maxFig.value);
   const overflowFig =
     input.maxOverflow <= overflowRoom
-      ? fig(input.maxOverflow, `overflow as asked, within ${perBudgetValue} - ${maxFig.value} max`)
-      : fig(overflowRoom, `${perBudgetValue} per instance - ${maxFig.value} max (asked ${input.maxOverflow})`);
+      ? fig(
+          input.maxOverflow,
+          `overflow as asked${src.maxOverflow ? ` (${src.maxOverflow})` : ''}, within ${perBudgetValue} - ${maxFig.value} max`,
+        )
+      : fig(
+          overflowRoom,
+          `${perBudgetValue} per instance - ${maxFig.value} max (asked ${input.maxOverflow})`,
+        );
   const minFig =
     input.poolMin <= maxFig.value
-      ? fig(input.poolMin, `min as asked`)
+      ? fig(input.poolMin, `min as asked${src.poolMin ? ` (${src.poolMin})` : ''}`)
       : fig(maxFig.value, `the recommended max (asked ${input.poolMin})`);
   const recWorstValue = input.replicas * (maxFig.value + overflowFig.value) + input.otherConsumers;
   const recVerdict = classify(recWorstValue, usableValue, tightLineValue);
@@ -448,7 +479,15 @@ export function planCapacity(raw: CapacityInput): CapacityPlan {
     load,
   });
 
-  const notes = buildNotes(input, { usableValue, tightLineValue, worstValue, verdict, perInstanceValue, load, hikari });
+  const notes = buildNotes(input, {
+    usableValue,
+    tightLineValue,
+    worstValue,
+    verdict,
+    perInstanceValue,
+    load,
+    hikari,
+  });
 
   const headline =
     verdict === 'oversubscribed'
@@ -462,7 +501,7 @@ export function planCapacity(raw: CapacityInput): CapacityPlan {
     verdict,
     headline,
     server: {
-      maxConnections: given(input.maxConnections, 'max_connections', src.maxConnections),
+      maxConnections: given(input.maxConnections, '', src.maxConnections ?? 'given'),
       usable,
       tightLine,
     },
@@ -551,12 +590,13 @@ function planPgBouncer(
   if (recommended) {
     reason =
       perInstanceBudget < MIN_POOL
-        ? `the server can give the fleet ${fleetBudget} connections, under ${MIN_POOL} per instance for ${plural(input.replicas, 'replica')}: behind PgBouncer (transaction pooling) the instances share them`
+        ? `the server can give the fleet ${fleetBudget} connections, under ${MIN_POOL} per instance for ${plural(input.replicas, 'replica')}: behind PgBouncer (transaction pooling) the instances share ${serverConnectionsValue} server connections`
         : `the fleet needs ${fleetNeed} = ${plural(input.replicas, 'replica')} × ${perInstanceNeed} (${needWhat}), the server can give it ${fleetBudget}: behind PgBouncer (transaction pooling) the instances share ${serverConnectionsValue} server connections`;
     if (serverNeed !== null) {
-      reason += serverNeed <= serverConnectionsValue
-        ? `, more than the ${serverNeed} the load needs at once`
-        : `, fewer than the ${serverNeed} the load needs at once: make statements faster or give the server more slots`;
+      reason +=
+        serverNeed <= serverConnectionsValue
+          ? `, more than the ${serverNeed} the load needs at once`
+          : `, fewer than the ${serverNeed} the load needs at once: make statements faster or give the server more slots`;
     } else {
       reason += '; measure the load (--mean-ms, --rate) to check that it is enough';
     }
@@ -572,12 +612,23 @@ function planPgBouncer(
     recommended,
     reason,
     sufficient,
-    instances: given(input.pgbouncerInstances, 'PgBouncer instances', input.sources.pgbouncerInstances),
-    pools: given(input.pools, '(database, user) pools', input.sources.pools),
+    instances: given(
+      input.pgbouncerInstances,
+      input.pgbouncerInstances === 1 ? 'PgBouncer instance' : 'PgBouncer instances',
+      input.sources.pgbouncerInstances,
+    ),
+    pools: given(
+      input.pools,
+      input.pools === 1 ? '(database, user) pool' : '(database, user) pools',
+      input.sources.pools,
+    ),
     perPool,
     defaultPoolSize,
     reservePoolSize,
-    reservePoolTimeout: { value: f.reservePoolTimeoutSeconds, why: `${f.reservePoolTimeoutSeconds} s a client waits before the reserve opens (PgBouncer's default)` },
+    reservePoolTimeout: {
+      value: f.reservePoolTimeoutSeconds,
+      why: `${f.reservePoolTimeoutSeconds} s a client waits before the reserve opens (PgBouncer's default)`,
+    },
     maxClientConn,
     serverConnections,
     serverLifetime: {
@@ -627,9 +678,24 @@ function buildNotes(
       `The load keeps ${num(ctx.load.concurrency.value)} statements busy at once; ${ctx.hikari.value} is what ${plural(input.cores ?? 0, 'core')} run well (HikariCP). More connections queue on the CPU instead: make statements faster.`,
     );
   }
+  if (
+    ctx.load &&
+    ctx.load.concurrency.value < 1 &&
+    input.sources.ratePerSecond?.includes('pg_stat_statements')
+  ) {
+    notes.push(
+      `The measured load keeps ${num(ctx.load.concurrency.value)} connections busy: if this was a quiet moment, measure at a peak (--sample 60s) or pass --rate and --mean-ms, or the pools come out too small.`,
+    );
+  }
   if (ctx.load && input.sources.meanMs?.includes('pg_stat_statements')) {
     notes.push(
       "pg_stat_statements measures execution on the server only: a connection is also held for round trips and the app's work inside transactions. Pass --mean-ms with the app's own time per checkout when you have it.",
+    );
+  }
+  const minimumOpen = input.replicas * input.poolMin + input.otherConsumers;
+  if (minimumOpen > ctx.usableValue) {
+    notes.push(
+      `The pools' min alone needs ${minimumOpen} = ${input.replicas} × ${input.poolMin} + ${input.otherConsumers} other, more than the ${ctx.usableValue} usable: instances will fail to start.`,
     );
   }
   if (input.otherConsumers > 0 && input.sources.otherConsumers?.includes('now')) {
