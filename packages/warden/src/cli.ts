@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { runDoctor } from './cli/doctor.js';
+import { runIndexes } from './cli/indexes.js';
 import { runKill } from './cli/kill.js';
 import { runPgBouncerConfig } from './cli/pgbouncer-config.js';
 import { runPlan } from './cli/plan.js';
@@ -77,6 +78,20 @@ export function buildProgram(): Command {
     .addOption(new Option('--no-color', 'no colour'))
     .action(async (flags) => {
       process.exitCode = await runKill(flags, io);
+    });
+  program
+    .command('indexes')
+    .description('propose (and create) the indexes slow statements and scan-heavy tables are missing')
+    .option('--url <url>', 'PostgreSQL URL (default $DATABASE_URL)')
+    .option('--slow-mean <ms>', 'analyze statements slower than this on average', '1000')
+    .option('--min-rows <n>', 'skip tables with fewer rows (0 includes every table)', '10000')
+    .option('--json', 'print one JSON object')
+    .option('--execute [name]', 'create one proposed index: the one named, or the first')
+    .option('--lock-timeout <duration>', 'lock_timeout for CREATE INDEX CONCURRENTLY', '5s')
+    .option('--statement-timeout <ms>', "statement_timeout of pgwarden's own reads", '5000')
+    .option('--verbose', 'stacks on errors')
+    .action(async (flags) => {
+      process.exitCode = await runIndexes(flags, io);
     });
   /** The capacity options `plan` and `pgbouncer-config` share. */
   const capacityOptions = (command: Command) =>

@@ -39,3 +39,4 @@ export { FileAuditLog, MemoryAuditLog, defaultAuditPath } from './remedy/audit.j
 export type { AuditEntry, AuditSink } from './remedy/audit.js';
 export { runDoctor } from './cli/doctor.js';
 export { runKill } from './cli/kill.js';
+export { runIndexes } from './cli/indexes.js';
