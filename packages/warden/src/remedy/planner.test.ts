@@ -159,4 +159,35 @@ describe('remedy planner', () => {
       ['at most 2 sessions per run'],
     );
   });
+
+  it('applies a threshold per rule: X for active queries, Y for idle transactions, Z for root blockers', () => {
+    const raw: RawSession[] = [
+      {
+        state: 'active',
+        user: 'app',
+        application: 'a',
+        backendType: 'client backend',
+        superuser: false,
+        age: 100,
+        blockedByPrevious: false,
+      },
+      {
+        state: 'idle in transaction',
+        user: 'app',
+        application: 'a',
+        backendType: 'client backend',
+        superuser: false,
+        age: 100,
+        blockedByPrevious: false,
+      },
+    ];
+    const policy = { ...DEFAULT_POLICY, maxShareOfClients: 1 };
+    const rules = (request: RemedyRequest) =>
+      planRemedies(build(raw), request, policy).actions.map((a) => a.rule);
+    assert.deepEqual(rules({ olderThanSeconds: 50 }), ['long_running', 'idle_in_transaction']);
+    assert.deepEqual(rules({ olderThanSeconds: 50, activeOlderThanSeconds: 600 }), ['idle_in_transaction']);
+    assert.deepEqual(rules({ olderThanSeconds: 50, idleInTransactionOlderThanSeconds: 600 }), [
+      'long_running',
+    ]);
+  });
 });

@@ -38,6 +38,12 @@ export const DEFAULT_POLICY: RemedyPolicy = {
 export interface RemedyRequest {
   /** Only sessions older than this (query age when active, transaction age otherwise). */
   olderThanSeconds: number;
+  /** Per rule (the agent's policy): cancel active queries older than X … */
+  activeOlderThanSeconds?: number;
+  /** … end sessions idle in transaction longer than Y … */
+  idleInTransactionOlderThanSeconds?: number;
+  /** … and the root blocker of a chain held longer than Z. Each defaults to olderThanSeconds. */
+  rootBlockerOlderThanSeconds?: number;
   /** Only active queries, or only sessions idle in transaction. */
   state?: 'active' | 'idle-in-transaction';
   user?: string;
@@ -106,16 +112,17 @@ function guiltOf(
   if (request.user !== undefined && session.user !== request.user) return undefined;
   if (request.application !== undefined && session.application !== request.application) return undefined;
   const older = age(session) >= request.olderThanSeconds;
+  const past = (threshold: number | undefined) => age(session) >= (threshold ?? request.olderThanSeconds);
   if (request.rootBlockers) {
-    if (!roots.has(session.pid) || !older) return undefined;
+    if (!roots.has(session.pid) || !past(request.rootBlockerOlderThanSeconds)) return undefined;
     return { rule: 'root_blocker', reason: `root blocker of a lock chain, ${Math.round(age(session))}s old` };
   }
   if (request.state === 'active' && session.state !== 'active') return undefined;
   if (request.state === 'idle-in-transaction' && !isIdleInTransaction(session)) return undefined;
-  if (session.state === 'active' && older) {
+  if (session.state === 'active' && past(request.activeOlderThanSeconds)) {
     return { rule: 'long_running', reason: `query running ${Math.round(age(session))}s` };
   }
-  if (isIdleInTransaction(session) && older) {
+  if (isIdleInTransaction(session) && past(request.idleInTransactionOlderThanSeconds)) {
     return {
       rule: 'idle_in_transaction',
       reason: `idle in transaction, transaction ${Math.round(age(session))}s old`,
