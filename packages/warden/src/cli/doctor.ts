@@ -10,6 +10,8 @@ import { takeSnapshot } from '../probe/postgres.js';
 import { renderJson } from '../render/json.js';
 import { renderMarkdown } from '../render/markdown.js';
 import { renderTerminal } from '../render/terminal.js';
+import { terminalSafe } from '../render/text.js';
+import { isPgBouncerProbeError } from '../probe/pgbouncer.js';
 import type { Snapshot } from '../snapshot.js';
 import { UsageError, parseDurationSeconds, parseFraction, parseMillis } from './durations.js';
 
@@ -90,7 +92,12 @@ export async function runDoctor(flags: DoctorFlags, io: Io): Promise<number> {
     snapshot = await takeSnapshot(url, { statementTimeoutMillis });
     if (flags.pgbouncer) snapshot = { ...snapshot, pgbouncer: await probeBouncer(flags.pgbouncer) };
   } catch (err) {
-    const error = isProbeError(err) ? err : classifyConnectError(err, url);
+    // PgBouncer's own errors already name the console and the problem; PostgreSQL's get classified.
+    const error = isProbeError(err)
+      ? err
+      : isPgBouncerProbeError(err)
+        ? new ProbeError('unreachable', `PgBouncer: ${err.message}`)
+        : classifyConnectError(err, url);
     const safe = new ProbeError(
       error.code,
       redact(error.message, flags.pgbouncer ? `${url} ${flags.pgbouncer}` : url),
@@ -100,7 +107,7 @@ export async function runDoctor(flags: DoctorFlags, io: Io): Promise<number> {
     );
     if (flags.json) io.out(renderJson(undefined, unreachable(safe)));
     else if (flags.markdown) io.out(renderMarkdownUnreachable(safe));
-    io.err(`pgwarden doctor: ${safe.message}\n`);
+    io.err(`pgwarden doctor: ${terminalSafe(safe.message)}\n`);
     if (safe.hint && !flags.json) io.err(`${safe.hint}\n`);
     if (flags.verbose && err instanceof Error && err.stack) io.err(`${redact(err.stack, url)}\n`);
     return EXIT.unreachable;

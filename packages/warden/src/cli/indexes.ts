@@ -103,13 +103,22 @@ function settingsFrom(flags: IndexesFlags, io: Io): Settings {
         : parseMillis('--slow-mean', flags.slowMean),
     minRows: flags.minRows === undefined ? DEFAULT_MIN_ROWS : parseCount('--min-rows', flags.minRows),
     lockTimeoutMillis: Math.round(lockTimeoutMillis),
-    statementTimeoutMillis: Math.round(
-      flags.statementTimeout === undefined
-        ? 5000
-        : parseMillis('--statement-timeout', flags.statementTimeout),
+    statementTimeoutMillis: checkTimeout(
+      '--statement-timeout',
+      Math.round(
+        flags.statementTimeout === undefined
+          ? 5000
+          : parseMillis('--statement-timeout', flags.statementTimeout),
+      ),
     ),
     execute,
   };
+}
+
+/** PostgreSQL's timeouts are int4 milliseconds. */
+function checkTimeout(flag: string, ms: number): number {
+  if (ms > 2_147_483_647) throw new UsageError(`${flag} is at most 2147483647 ms, got ${ms}`);
+  return ms;
 }
 
 async function connect(url: string, statementTimeoutMillis: number): Promise<pg.Client> {
@@ -126,7 +135,12 @@ async function connect(url: string, statementTimeoutMillis: number): Promise<pg.
     client.end().catch(() => undefined);
     throw classifyConnectError(err, url);
   }
-  await client.query("SELECT set_config('statement_timeout', $1, false)", [String(statementTimeoutMillis)]);
+  try {
+    await client.query("SELECT set_config('statement_timeout', $1, false)", [String(statementTimeoutMillis)]);
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw err;
+  }
   return client;
 }
 
@@ -193,6 +207,8 @@ interface PlannedStatement {
 
 interface Execution {
   name: string;
+  /** schema.name, quoted where needed. */
+  qualified: string;
   statement: string;
   lockTimeoutMillis: number;
   created: boolean;
@@ -228,6 +244,7 @@ async function execute(
   }
   const result: Execution = {
     name: proposal.name,
+    qualified,
     statement: proposal.statement,
     lockTimeoutMillis: s.lockTimeoutMillis,
     created: false,
@@ -336,7 +353,7 @@ function renderExecution(g: Gathered, proposal: Proposal, ex: Execution, width: 
       out.push(
         ...paragraph(
           terminalSafe(
-            `The planner does not use ${proposal.name} for this statement with these values. If no statement does, drop it: DROP INDEX CONCURRENTLY ${proposal.schema}.${proposal.name};`,
+            `The planner does not use ${proposal.name} for this statement with these values. If no statement does, drop it: DROP INDEX CONCURRENTLY ${ex.qualified};`,
           ),
           width,
           '   ',

@@ -26,7 +26,8 @@ import {
   seg,
   table,
 } from '../render/layout.js';
-import { oneLine } from '../render/text.js';
+import { oneLine, terminalSafe } from '../render/text.js';
+import { isPgBouncerProbeError } from '../probe/pgbouncer.js';
 import { formatAge } from '../diagnose/actions.js';
 import type { PgBouncerInfo, Snapshot } from '../snapshot.js';
 import { UsageError, parseDurationSeconds, parseFraction } from './durations.js';
@@ -170,7 +171,7 @@ function describeOutcome(o: ActionOutcome): string {
   const parts = [`pid ${o.action.pid}: cancel ${o.cancel}`];
   if (o.terminate !== 'skipped') parts.push(`terminate ${o.terminate}`);
   if (o.error) parts.push(`(${o.error})`);
-  return parts.join(', ');
+  return terminalSafe(parts.join(', '));
 }
 
 export async function runKill(flags: KillFlags, io: Io): Promise<number> {
@@ -234,8 +235,12 @@ export async function runKill(flags: KillFlags, io: Io): Promise<number> {
     }
     return report.outcomes.some((o) => o.cancel === 'failed' || o.terminate === 'failed') ? 2 : 0;
   } catch (err) {
-    const error = isProbeError(err) ? err : classifyConnectError(err, url);
-    io.err(`pgwarden kill: ${redact(error.message, url)}\n`);
+    const error = isProbeError(err)
+      ? err
+      : isPgBouncerProbeError(err)
+        ? new ProbeError('unreachable', `PgBouncer: ${err.message}`)
+        : classifyConnectError(err, url);
+    io.err(`pgwarden kill: ${terminalSafe(redact(error.message, url))}\n`);
     if (error instanceof ProbeError && error.hint) io.err(`${error.hint}\n`);
     return 3;
   } finally {

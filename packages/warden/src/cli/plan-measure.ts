@@ -143,7 +143,7 @@ async function measureLoad(
   try {
     await client.query("SELECT set_config('statement_timeout', '5000', false)");
     const ext = await client.query<{ schema: string }>(
-      "SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_stat_statements'",
+      "SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'",
     );
     const schema = ext.rows[0]?.schema;
     if (schema === undefined) {

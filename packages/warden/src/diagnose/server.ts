@@ -41,15 +41,13 @@ export function statStatementsMissing(snap: Snapshot): Finding | undefined {
   const pgss = snap.statStatements;
   if (pgss.installed && pgss.preloaded && pgss.error === null) return undefined;
   const libs = (snap.server.sharedPreloadLibraries ?? []).filter((l) => l !== 'pg_stat_statements');
-  const preload = [...libs, 'pg_stat_statements'].join(',');
+  // A list setting: one literal per library ('a', 'b'), never one quoted string 'a,b' (that names
+  // a single library called "a,b", and the server would not start).
+  const preload = [...libs, 'pg_stat_statements'].map((l) => `'${l.replace(/'/g, "''")}'`).join(', ');
   const steps = [];
   if (!pgss.preloaded) {
     steps.push(
-      sqlAction(
-        'shared_preload_libraries',
-        `ALTER SYSTEM SET shared_preload_libraries = '${preload}';`,
-        'low',
-      ),
+      sqlAction('shared_preload_libraries', `ALTER SYSTEM SET shared_preload_libraries = ${preload};`, 'low'),
       commandAction(
         'server',
         'restart PostgreSQL (a reload is not enough for shared_preload_libraries)',

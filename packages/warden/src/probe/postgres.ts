@@ -345,7 +345,7 @@ async function readStatStatements(
   // Unknown when the role may not read shared_preload_libraries: then reading the view tells.
   let preloaded = preload === null ? true : preload.includes('pg_stat_statements');
   const ext = await client.query<{ schema: string }>(
-    "SELECT extnamespace::regnamespace::text AS schema FROM pg_extension WHERE extname = 'pg_stat_statements'",
+    "SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_stat_statements'",
   );
   const schema = ext.rows[0]?.schema;
   if (schema === undefined) return { installed: false, preloaded, error: null, top: [] };
