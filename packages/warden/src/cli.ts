@@ -9,6 +9,7 @@ import { runIndexes } from './cli/indexes.js';
 import { runKill } from './cli/kill.js';
 import { runPgBouncerConfig } from './cli/pgbouncer-config.js';
 import { runPlan } from './cli/plan.js';
+import { runReport, runWatch } from './cli/watch.js';
 import { VERSION } from './index.js';
 
 const io = {
@@ -92,6 +93,34 @@ export function buildProgram(): Command {
     .option('--verbose', 'stacks on errors')
     .action(async (flags) => {
       process.exitCode = await runIndexes(flags, io);
+    });
+  program
+    .command('watch')
+    .description('the agent: watch, alert, escalate, remediate (per --mode) and serve the API and metrics')
+    .option('--config <file>', 'pgwarden.yaml')
+    .option('--url <url>', 'PostgreSQL URL to watch (default $DATABASE_URL), without a config file')
+    .option('--port <port>', 'HTTP port of the API and metrics (default 9187)')
+    .option('--host <host>', 'HTTP address (default 127.0.0.1)')
+    .option('--mode <mode>', 'observe (default), suggest or auto')
+    .option(
+      '--webhook <url>',
+      'send incidents to this webhook, signed with $PGWARDEN_WEBHOOK_SECRET (repeatable)',
+      collect,
+    )
+    .option('--token <token>', 'bearer token required by the API actions (default $PGWARDEN_TOKEN)')
+    .option('--environment <name>', 'environment label of the metrics')
+    .option('--store <file>', 'SQLite file of incidents, timelines and the audit log (default pgwarden.db)')
+    .option('--interval <duration>', 'time between observations (default 1s)')
+    .action(async (flags) => {
+      process.exitCode = await runWatch(flags, io);
+    });
+  program
+    .command('report <incident>')
+    .description("print an incident's post-incident report from the agent's store")
+    .option('--store <file>', 'the agent store (default pgwarden.db)')
+    .option('--format <format>', 'markdown, html or json', 'markdown')
+    .action((incident: string, flags) => {
+      process.exitCode = runReport(incident, flags, io);
     });
   /** The capacity options `plan` and `pgbouncer-config` share. */
   const capacityOptions = (command: Command) =>

@@ -70,6 +70,10 @@ export interface Incident {
   policy: EscalationLevel[];
   /** Since when the condition has been clear (auto-resolve timer), or null while firing. */
   clearSince: number | null;
+  /** The latest alert summary (the title is the first one). Set by the incident manager. */
+  summary?: string;
+  /** The highest measured value (AlertEvent.value) seen while the incident was firing. */
+  peakValue?: number;
 }
 
 export interface TimelineEntry {
