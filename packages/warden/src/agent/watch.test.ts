@@ -162,4 +162,33 @@ describe('pgwarden watch against a real server', () => {
       await w.stop();
     }
   });
+
+  it('elects exactly one leader among two agents, and the other takes over when it dies', async () => {
+    const make = () =>
+      new Watcher({
+        config: parseConfig({
+          databases: [{ name: 'vitals', url: server.url }],
+          interval: 0.1,
+          store: ':memory:',
+        }),
+        env: {},
+        log: () => {},
+      });
+    const a = make();
+    const b = make();
+    let stoppedA = false;
+    try {
+      await a.start();
+      await b.start();
+      await waitFor('one leader', () => a.isLeader('vitals') !== b.isLeader('vitals'), 5000, 20);
+      assert.equal(a.isLeader('vitals'), true, 'the first to start leads');
+      assert.equal(b.isLeader('vitals'), false);
+      await a.stop();
+      stoppedA = true;
+      await waitFor('the follower to take over', () => b.isLeader('vitals'), 5000, 20);
+    } finally {
+      if (!stoppedA) await a.stop();
+      await b.stop();
+    }
+  });
 });

@@ -27,6 +27,8 @@ interface Watched {
   appPools: string[];
   appPoolsToken: string | undefined;
   probe: PostgresProbe;
+  /** This agent holds the database's advisory lock: it is the one that acts (remedies, pages). */
+  leader: boolean;
   /** Reconnect backoff: no attempt before this time. */
   retryAt: number;
   failures: number;
@@ -40,6 +42,9 @@ export interface WatchOptions {
   /** Overrides config.store (tests use ':memory:'). */
   storePath?: string;
 }
+
+/** The advisory lock (two int4 keys) whose holder leads: "pgwd" and 1. */
+const LEADER_LOCK = [0x70677764, 1] as const;
 
 /** Rules whose incidents the remedy engine may act on, and the request it makes for each. */
 const REMEDIABLE: Record<string, (c: AgentConfig) => RemedyRequest> = {
@@ -88,6 +93,7 @@ export class Watcher {
           `databases.${db.name}.appPoolsToken`,
         ),
         probe: new PostgresProbe(url, { statementTimeoutMillis: 5000, connectTimeoutMillis: 3000 }),
+        leader: false,
         retryAt: 0,
         failures: 0,
       };
@@ -208,10 +214,12 @@ export class Watcher {
         }
       }
       db.failures = 0;
+      await this.elect(db);
       obs.snapshot = snapshot;
       obs.diagnosis = diagnose(snapshot, this.thresholds);
     } catch (err) {
       db.failures++;
+      db.leader = false;
       // Exponential backoff: 1 s, 2 s, 4 s … up to 30 s between reconnection attempts.
       db.retryAt = at + Math.min(30_000, 1000 * 2 ** Math.min(5, db.failures - 1));
       obs.unreachable = {
@@ -221,6 +229,38 @@ export class Watcher {
     }
     if (db.appPools.length > 0) obs.appPools = await this.readAppPools(db);
     return obs;
+  }
+
+  /**
+   * Two agents on one database: exactly one acts. The leader holds a session-level advisory lock on
+   * its own probe connection; when it dies, the server drops the lock with its connection and the
+   * other agent takes it at its next tick. A reconnected probe starts as a follower again.
+   */
+  private async elect(db: Watched): Promise<void> {
+    if (!db.probe.connected) {
+      db.leader = false;
+      return;
+    }
+    const held = await db.probe.execute<{ held: boolean }>(
+      "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND classid = $1 AND objid = $2 AND granted) AS held",
+      [LEADER_LOCK[0], LEADER_LOCK[1]],
+    );
+    if (held.rows[0]?.held) {
+      db.leader = true;
+      return;
+    }
+    const got = await db.probe.execute<{ ok: boolean }>(
+      'SELECT pg_try_advisory_lock($1::int, $2::int) AS ok',
+      [LEADER_LOCK[0], LEADER_LOCK[1]],
+    );
+    const leader = got.rows[0]?.ok === true;
+    if (leader && !db.leader) this.log(`pgwarden watch: leading on ${db.name}`);
+    db.leader = leader;
+  }
+
+  /** Whether this agent acts on a database (it is the leader there). */
+  isLeader(database: string): boolean {
+    return this.databases.find((d) => d.name === database)?.leader ?? false;
   }
 
   private async readAppPools(db: Watched): Promise<{ source: string; pools: PoolInspection[] }[]> {
@@ -261,7 +301,14 @@ export class Watcher {
   private async onEvent(event: AlertEvent, obs: Observation): Promise<void> {
     this.log(`pgwarden watch: ${event.type} ${event.ruleId} on ${event.database}: ${event.summary}`);
     const incident = await this.incidents.onAlert(event, obs.snapshot);
-    if (!incident || event.type !== 'firing' || !obs.snapshot || this.mode !== 'suggest') return;
+    if (
+      !incident ||
+      event.type !== 'firing' ||
+      !obs.snapshot ||
+      this.mode !== 'suggest' ||
+      !this.isLeader(obs.database)
+    )
+      return;
     const request = REMEDIABLE[event.ruleId]?.(this.options.config);
     if (request) await this.remediate(incident, request, obs);
   }
@@ -271,7 +318,7 @@ export class Watcher {
    * engine (sessions may only become old enough, or the limits allow more, on a later tick).
    */
   private async remediateOpen(obs: Observation): Promise<void> {
-    if (!obs.snapshot) return;
+    if (!obs.snapshot || !this.isLeader(obs.database)) return;
     for (const incident of this.store.incidents({ state: 'open', limit: 100 })) {
       if (incident.database !== obs.database) continue;
       const request = REMEDIABLE[incident.ruleId]?.(this.options.config);
@@ -322,6 +369,10 @@ export class Watcher {
 
   /** Sends one notification to the notifiers it is for, recording every attempt on the incident. */
   private async notify(incident: Incident, notification: Notification): Promise<void> {
+    // A follower keeps its own books but pages nobody: the leader does. When nobody can lead (the
+    // server is unreachable from here), this agent pages.
+    const db = this.databases.find((d) => d.name === incident.database);
+    if (db && !db.leader && this.latest.get(db.name)?.unreachable === undefined) return;
     const targets =
       notification.event === 'escalated'
         ? (incident.policy.find((l) => l.level === notification.level)?.notifiers ?? [])
