@@ -7,6 +7,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
+import { streamSSE } from 'hono/streaming';
 import { Gauge, Registry } from 'prom-client';
 import {
   type IncidentReport,
@@ -103,6 +104,36 @@ function metricsRegistry(watcher: Watcher, environment: string): Registry {
       watcher.store.incidents({ limit: 1000 }).filter((i) => i.database === db && i.state !== 'resolved')
         .length,
   );
+  gauge('pgwarden_probe_duration_seconds', 'How long the last snapshot took', (db) => {
+    const ms = snap(db)?.probeMillis;
+    return ms === undefined ? undefined : ms / 1000;
+  });
+  gauge('pgwarden_leader', '1 when this agent leads (acts on) the database', (db) =>
+    watcher.isLeader(db) ? 1 : 0,
+  );
+  new Gauge({
+    name: 'pgwarden_sessions',
+    help: 'Client backends by state',
+    labelNames: ['database', 'environment', 'state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const database of watcher.databaseNames) {
+        for (const [state, n] of Object.entries(snap(database)?.connections.byState ?? {})) {
+          this.set({ database, environment, state }, n);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: 'pgwarden_remedy_actions',
+    help: 'Sessions acted on by the remedy engine in the last hour',
+    labelNames: ['environment'],
+    registers: [registry],
+    collect() {
+      this.set({ environment }, watcher.store.actionsSince(Date.now() - 3_600_000));
+    },
+  });
   return registry;
 }
 
@@ -168,6 +199,24 @@ export function incidentReport(
   });
 }
 
+/** What the dashboard shows live: each database's latest observation, in brief. */
+function stateOf(watcher: Watcher) {
+  return {
+    mode: watcher.mode,
+    databases: watcher.databaseNames.map((name) => {
+      const o = watcher.latest.get(name);
+      return {
+        name,
+        at: o?.at ?? null,
+        unreachable: o?.unreachable ?? null,
+        connections: o?.snapshot?.connections ?? null,
+        status: o?.diagnosis?.status ?? null,
+        headline: o?.diagnosis?.headline ?? null,
+      };
+    }),
+  };
+}
+
 export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): Hono {
   const { watcher, token } = options;
   const registry = metricsRegistry(watcher, options.environment);
@@ -186,22 +235,7 @@ export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): H
   app.get('/metrics', async (c) =>
     c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }),
   );
-  app.get('/api/state', (c) =>
-    c.json({
-      mode: watcher.mode,
-      databases: watcher.databaseNames.map((name) => {
-        const o = watcher.latest.get(name);
-        return {
-          name,
-          at: o?.at ?? null,
-          unreachable: o?.unreachable ?? null,
-          connections: o?.snapshot?.connections ?? null,
-          status: o?.diagnosis?.status ?? null,
-          headline: o?.diagnosis?.headline ?? null,
-        };
-      }),
-    }),
-  );
+  app.get('/api/state', (c) => c.json(stateOf(watcher)));
   app.get('/api/incidents', (c) => {
     const state = c.req.query('state');
     return c.json(
@@ -249,6 +283,27 @@ export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): H
       return c.json({ error: (err as Error).message }, 409);
     }
   });
+  app.post('/api/incidents/:id/execute', async (c) => {
+    if (!tokenOk(c, token)) return needToken(c);
+    const by = (c.req.header('x-pgwarden-user') ?? 'api').slice(0, 100);
+    try {
+      return c.json(await watcher.executeRemedy(c.req.param('id'), by));
+    } catch (err) {
+      return c.json({ error: (err as Error).message }, 409);
+    }
+  });
+  app.get('/api/events', (c) =>
+    streamSSE(c, async (stream) => {
+      let open = true;
+      stream.onAbort(() => {
+        open = false;
+      });
+      while (open) {
+        await stream.writeSSE({ event: 'state', data: JSON.stringify(stateOf(watcher)) });
+        await stream.sleep(1000);
+      }
+    }),
+  );
   app.post('/api/alertmanager', async (c) => {
     if (!tokenOk(c, token)) return needToken(c);
     let events: AlertEvent[];

@@ -191,4 +191,70 @@ describe('pgwarden watch against a real server', () => {
       await b.stop();
     }
   });
+
+  it('in suggest mode attaches the plan, and a person executes it through the API', async () => {
+    const lines: string[] = [];
+    const w = watcher('suggest', lines);
+    const app = uniqueName('suggested');
+    const leaked: pg.Client[] = [];
+    for (let i = 0; i < 2; i++) {
+      const c = new pg.Client({ connectionString: server.url, application_name: app });
+      c.on('error', () => {});
+      await c.connect();
+      await c.query('BEGIN; SELECT 1');
+      leaked.push(c);
+    }
+    let api: AgentServer | undefined;
+    try {
+      await w.start();
+      api = await startServer({ watcher: w, host: '127.0.0.1', port: 0, token: 'tok', environment: 'test' });
+      await waitFor(
+        'a suggested plan on the incident',
+        () =>
+          w.store
+            .incidents({ limit: 10 })
+            .some((i) => w.store.timeline(i.id).some((t) => t.kind === 'action' && /suggested/.test(t.text))),
+        15_000,
+        50,
+      );
+      const incident = w.store
+        .incidents({ limit: 10 })
+        .find((i) => i.ruleId === 'sessions.idle_in_transaction');
+      assert.ok(incident);
+      const admin = await adminClient(server.url);
+      const count = async () =>
+        (
+          await admin.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [
+            app,
+          ])
+        ).rows[0].n;
+      assert.equal(await count(), 2, 'suggest mode only suggests');
+      const denied = await fetch(`${api.url}/api/incidents/${incident.id}/execute`, { method: 'POST' });
+      assert.equal(denied.status, 401);
+      const run = await fetch(`${api.url}/api/incidents/${incident.id}/execute`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer tok', 'x-pgwarden-user': 'alice' },
+      });
+      assert.equal(run.status, 200, await run.clone().text());
+      await waitFor('the sessions to end', async () => (await count()) === 0, 10_000, 100);
+      await admin.end();
+      assert.ok(w.store.timeline(incident.id).some((t) => /executed by alice/.test(t.text)));
+      // The live feed: one server-sent "state" event arrives.
+      const events = await fetch(`${api.url}/api/events`);
+      const reader = events.body?.getReader();
+      const first = await reader?.read();
+      assert.match(new TextDecoder().decode(first?.value), /event: state/);
+      await reader?.cancel();
+      const metrics = await (await fetch(`${api.url}/metrics`)).text();
+      assert.match(metrics, /pgwarden_leader\{database="vitals",environment="test"\} 1/);
+      assert.match(
+        metrics,
+        /pgwarden_probe_duration_seconds\{database="vitals",environment="test"\} [0-9.]+/,
+      );
+    } finally {
+      await api?.close();
+      await w.stop();
+      await Promise.all(leaked.map((c) => c.end().catch(() => undefined)));
+    }
+  });
 });

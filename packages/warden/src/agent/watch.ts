@@ -326,14 +326,39 @@ export class Watcher {
     }
   }
 
+  /**
+   * A person executes an incident's remedy (suggest mode's path, through the API): the plan is made
+   * again from the latest snapshot, so it acts on what is true now, within the same limits.
+   */
+  async executeRemedy(incidentId: string, by: string): Promise<{ planned: number; refused: number }> {
+    const incident = this.store.incident(incidentId);
+    if (!incident) throw new Error(`no incident ${incidentId}`);
+    if (incident.state === 'resolved') throw new Error(`incident ${incidentId} is resolved`);
+    const request = REMEDIABLE[incident.ruleId]?.(this.options.config);
+    if (!request)
+      throw new Error(`incident ${incidentId} (${incident.ruleId}) has no remedy pgwarden can run`);
+    const obs = this.latest.get(incident.database);
+    if (!obs?.snapshot) throw new Error(`no current snapshot of ${incident.database}`);
+    this.incidents.recordAction(incident.id, `remedy executed by ${by}`, { by });
+    const before = this.store.actionsSince(0);
+    await this.remediate(incident, request, obs, true);
+    const plan = planRemedies(obs.snapshot, { ...request, actionsInLastHour: 0 }, this.policy);
+    return { planned: this.store.actionsSince(0) - before, refused: plan.refusals.length };
+  }
+
   /** suggest: attach the plan to the incident; auto: carry it out within the policy's limits. */
-  private async remediate(incident: Incident, base: RemedyRequest, obs: Observation): Promise<void> {
+  private async remediate(
+    incident: Incident,
+    base: RemedyRequest,
+    obs: Observation,
+    execute = false,
+  ): Promise<void> {
     const db = this.databases.find((d) => d.name === obs.database) as Watched;
     const request = { ...base, actionsInLastHour: this.store.actionsSince(this.clock.now() - 3_600_000) };
     const plan = planRemedies(obs.snapshot as Snapshot, request, this.policy);
     if (plan.actions.length === 0) return;
     const summary = plan.actions.map((a) => `pid ${a.pid} (${a.reason})`).join(', ');
-    if (this.mode === 'suggest') {
+    if (this.mode === 'suggest' && !execute) {
       this.incidents.recordAction(incident.id, `suggested: cancel then terminate ${summary || 'nothing'}`, {
         plan,
       });
