@@ -141,7 +141,7 @@ describe('RuleEngine with the default connection usage rules', () => {
   it('a spike shorter than `for` produces nothing', () => {
     const h = harness();
     h.run(60, () => usageObs(50));
-    h.run(9, () => usageObs(95)); // 9 s: shorter than 10 s (critical) and 30 s (warning)
+    h.run(1, () => usageObs(95)); // 1 s: shorter than 2 s (critical) and 30 s (warning)
     h.run(600, () => usageObs(50));
     assert.deepEqual(h.events.slice(), []);
     assert.deepEqual(h.engine.states(), [], 'back to inactive');
@@ -173,11 +173,11 @@ describe('RuleEngine with the default connection usage rules', () => {
     );
   });
 
-  it('the critical usage rule fires after 10 s at >= 90% and clears below 85%', () => {
+  it('the critical usage rule fires after 2 s at >= 90% and clears below 85%', () => {
     const h = harness();
     h.run(31, () => usageObs(95));
     assert.deepEqual(h.of('connections.usage.critical'), [
-      { type: 'firing', t: 10, severity: 'critical', value: 0.95 },
+      { type: 'firing', t: 2, severity: 'critical', value: 0.95 },
     ]);
     assert.deepEqual(h.of('connections.usage'), [
       { type: 'firing', t: 30, severity: 'warning', value: 0.95 },
@@ -188,7 +188,7 @@ describe('RuleEngine with the default connection usage rules', () => {
     assert.deepEqual(
       h.events.map((e) => [e.ruleId, e.type, e.t]),
       [
-        ['connections.usage.critical', 'firing', 10],
+        ['connections.usage.critical', 'firing', 2],
         ['connections.usage', 'firing', 30],
         ['connections.usage.critical', 'resolved', 391],
       ],
@@ -458,7 +458,7 @@ describe('rules that follow diagnosis findings', () => {
     assert.deepEqual(
       h.events.map((e) => [e.ruleId, e.t, e.severity, e.value]),
       [
-        ['connections.usage.critical', 10, 'critical', 88 / 97],
+        ['connections.usage.critical', 2, 'critical', 88 / 97],
         ['locks.blocking_chain', 15, 'critical', 2],
         ['connections.usage', 30, 'warning', 88 / 97],
         ['sessions.idle_in_transaction', 30, 'critical', 40],
@@ -602,7 +602,7 @@ describe('defaultRules and RuleOptions', () => {
       defaultRules().map((r) => [r.id, r.severity, r.forMillis / 1000, r.clearForMillis / 1000]),
       [
         ['connections.usage', 'warning', 30, 60],
-        ['connections.usage.critical', 'critical', 10, 60],
+        ['connections.usage.critical', 'critical', 2, 60],
         ['app_pool.waiting', 'warning', 10, 30],
         ['sessions.idle_in_transaction', 'warning', 30, 60],
         ['sessions.long_running', 'warning', 30, 60],

@@ -338,7 +338,9 @@ const DEFAULTS: RuleOptions = {
     enabled: true,
     threshold: 0.9,
     clearBelow: 0.85,
-    forMillis: 10 * S,
+    // Two consecutive 1 s samples: at 90% of the usable slots the next burst fails to connect, so
+    // the page must not wait; one sample alone is not enough to page on.
+    forMillis: 2 * S,
     clearForMillis: 60 * S,
   },
   'app_pool.waiting': {
