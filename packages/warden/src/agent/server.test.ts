@@ -70,4 +70,26 @@ describe('agent HTTP API', () => {
     assert.equal(list.length, 1);
     watcher.store.close();
   });
+
+  it('answers in JSON: /api/status, unknown routes, and ack without a token', async () => {
+    const config = parseConfig({
+      databases: [{ name: 'vitals', url: 'postgres://u@127.0.0.1:1/db' }],
+      store: ':memory:',
+    });
+    const watcher = new Watcher({ config, env: {}, log: () => {} });
+    const app = createApp({ watcher, token: undefined, environment: 'test' });
+    const status = await app.request('/api/status');
+    assert.equal(status.status, 200);
+    assert.deepEqual(
+      ((await status.json()) as { databases: { name: string }[] }).databases.map((d) => d.name),
+      ['vitals'],
+    );
+    const missing = await app.request('/api/nothing');
+    assert.equal(missing.status, 404);
+    assert.match(((await missing.json()) as { error: string }).error, /no such route/);
+    const ack = await app.request('/api/incidents/x/ack', { method: 'POST' });
+    assert.equal(ack.status, 401, 'read-only without a token');
+    assert.match(((await ack.json()) as { error: string }).error, /--token/);
+    watcher.store.close();
+  });
 });

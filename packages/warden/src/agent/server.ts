@@ -235,6 +235,7 @@ export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): H
   app.get('/metrics', async (c) =>
     c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }),
   );
+  app.get('/api/status', (c) => c.json(stateOf(watcher)));
   app.get('/api/state', (c) => c.json(stateOf(watcher)));
   app.get('/api/incidents', (c) => {
     const state = c.req.query('state');
@@ -265,15 +266,17 @@ export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): H
       return c.body(renderReportJson(report), 200, { 'content-type': 'application/json' });
     return c.body(renderReportMarkdown(report), 200, { 'content-type': 'text/markdown; charset=utf-8' });
   });
-  app.post('/api/incidents/:id/acknowledge', async (c) => {
+  const acknowledge = async (c: Context) => {
     if (!tokenOk(c, token)) return needToken(c);
     const by = (c.req.header('x-pgwarden-user') ?? 'api').slice(0, 100);
     try {
-      return c.json(await watcher.incidents.acknowledge(c.req.param('id'), by));
+      return c.json(await watcher.incidents.acknowledge(c.req.param('id') as string, by));
     } catch (err) {
       return c.json({ error: (err as Error).message }, 409);
     }
-  });
+  };
+  app.post('/api/incidents/:id/ack', acknowledge);
+  app.post('/api/incidents/:id/acknowledge', acknowledge);
   app.post('/api/incidents/:id/resolve', async (c) => {
     if (!tokenOk(c, token)) return needToken(c);
     const by = (c.req.header('x-pgwarden-user') ?? 'api').slice(0, 100);
@@ -316,6 +319,8 @@ export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): H
     for (const event of events) incidents.push(await watcher.incidents.onAlert(event));
     return c.json({ received: events.length, incidents: incidents.filter(Boolean).map((i) => i?.id) });
   });
+  app.notFound((c) => c.json({ error: `no such route: ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((err, c) => c.json({ error: err.message }, 500));
   return app;
 }
 
