@@ -27,6 +27,7 @@ describe('the runbook incident, end to end', () => {
   let sink: http.Server;
   let sinkUrl: string;
   const received: Received[] = [];
+  let requests = 0;
   let dir: string;
 
   before(async () => {
@@ -40,6 +41,11 @@ describe('the runbook incident, end to end', () => {
         body += c;
       });
       req.on('end', () => {
+        // The first delivery fails: the agent must retry it and log both attempts on the incident.
+        if (++requests === 1) {
+          res.writeHead(503).end('busy');
+          return;
+        }
         received.push({ headers: req.headers, body, json: JSON.parse(body) });
         res.end('ok');
       });
@@ -103,6 +109,24 @@ describe('the runbook incident, end to end', () => {
       assert.equal(
         verifyStandardWebhook(hook.headers as Record<string, string>, hook.body, 'whsec_b3RoZXI='),
         false,
+      );
+      const opened = first.store
+        .incidents({ limit: 10 })
+        .find((i) => i.ruleId === 'connections.usage.critical');
+      await waitFor(
+        'the attempts on the incident',
+        () => first.store.notifications(opened?.id as string).some((n) => n.ok),
+        5000,
+        20,
+      );
+      const attempts = first.store.notifications(opened?.id as string).filter((n) => n.event === 'opened');
+      assert.deepEqual(
+        attempts.map((n) => [n.attempt, n.ok]),
+        [
+          [1, false],
+          [2, true],
+        ],
+        'the failed attempt was retried, and both are logged',
       );
     } finally {
       await first.stop();
