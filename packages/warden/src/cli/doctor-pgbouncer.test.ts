@@ -14,26 +14,12 @@ import {
 } from '@pgwarden/testkit';
 import pg from 'pg';
 import { type DoctorFlags, runDoctor } from './doctor.js';
+import { captured } from './io.fixture.js';
 import { runKill } from './kill.js';
 
 const SLEEP = 'SELECT pg_sleep(3)';
 
-async function doctor(flags: DoctorFlags) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runDoctor(flags, {
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env: {},
-    isTTY: false,
-    columns: 80,
-  });
-  return { code, stdout, stderr };
-}
+const doctor = (flags: DoctorFlags) => captured(runDoctor, flags);
 
 async function showPools(
   adminUrl: string,

@@ -10,25 +10,12 @@ import { fileURLToPath } from 'node:url';
 import { type EmbeddedServer, freePort, startPostgres, uniqueName } from '@pgwarden/testkit';
 import pg from 'pg';
 import { type DoctorFlags, runDoctor } from './doctor.js';
+import { captured } from './io.fixture.js';
 
 const SECRET = `S3cret-${Math.random().toString(36).slice(2, 10)}`;
 
-async function doctor(flags: DoctorFlags, env: Record<string, string | undefined> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runDoctor(flags, {
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env,
-    isTTY: false,
-    columns: 80,
-  });
-  return { code, stdout, stderr };
-}
+const doctor = (flags: DoctorFlags, env: Record<string, string | undefined> = {}) =>
+  captured(runDoctor, flags, env);
 
 describe('pgwarden doctor', () => {
   let server: EmbeddedServer;

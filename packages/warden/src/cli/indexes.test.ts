@@ -8,25 +8,12 @@ import { after, before, describe, it } from 'node:test';
 import { type EmbeddedServer, adminClient, freePort, startPostgres } from '@pgwarden/testkit';
 import type pg from 'pg';
 import { type IndexesFlags, runIndexes } from './indexes.js';
+import { captured } from './io.fixture.js';
 
 const SECRET = `S3cret-${Math.random().toString(36).slice(2, 10)}`;
 
-async function indexes(flags: IndexesFlags, env: Record<string, string | undefined> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runIndexes(flags, {
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env,
-    isTTY: false,
-    columns: 80,
-  });
-  return { code, stdout, stderr };
-}
+const indexes = (flags: IndexesFlags, env: Record<string, string | undefined> = {}) =>
+  captured(runIndexes, flags, env);
 
 async function indexNames(admin: pg.Client, table: string): Promise<string[]> {
   const res = await admin.query<{ indexname: string }>(

@@ -17,25 +17,11 @@ import {
 } from '@pgwarden/testkit';
 import pg from 'pg';
 import { type PgBouncerConfigFlags, runPgBouncerConfig } from './pgbouncer-config.js';
+import { captured } from './io.fixture.js';
 
 const SECRET = `S3cret-${Math.random().toString(36).slice(2, 10)}`;
 
-async function config(flags: PgBouncerConfigFlags) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runPgBouncerConfig(flags, {
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env: {},
-    isTTY: false,
-    columns: 80,
-  });
-  return { code, stdout, stderr };
-}
+const config = (flags: PgBouncerConfigFlags) => captured(runPgBouncerConfig, flags);
 
 async function tempDir(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'pgwarden-pgbouncer-config-'));

@@ -7,26 +7,13 @@ import { after, before, describe, it } from 'node:test';
 import { type EmbeddedServer, freePort, sleep, startPostgres } from '@pgwarden/testkit';
 import pg from 'pg';
 import { type PlanFlags, runPlan } from './plan.js';
+import { captured } from './io.fixture.js';
 import { measureServer } from './plan-measure.js';
 
 const SECRET = `S3cret-${Math.random().toString(36).slice(2, 10)}`;
 
-async function plan(flags: PlanFlags, env: Record<string, string | undefined> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await runPlan(flags, {
-    out: (t) => {
-      stdout += t;
-    },
-    err: (t) => {
-      stderr += t;
-    },
-    env,
-    isTTY: false,
-    columns: 80,
-  });
-  return { code, stdout, stderr };
-}
+const plan = (flags: PlanFlags, env: Record<string, string | undefined> = {}) =>
+  captured(runPlan, flags, env);
 
 describe('pgwarden plan without a server', () => {
   it("exits 2 for the runbook's Step 2 with 4 replicas: oversubscribed by 83", async () => {
