@@ -4,6 +4,7 @@
  * functions the agent uses.
  */
 import { Command, CommanderError, Option } from 'commander';
+import { runGrafana, runRules } from './cli/deploy.js';
 import { runDoctor } from './cli/doctor.js';
 import { runIndexes } from './cli/indexes.js';
 import { runKill } from './cli/kill.js';
@@ -167,6 +168,21 @@ export function buildProgram(): Command {
     .option('--offline', 'do not connect: take only host, port, database and user from --url')
     .action(async (flags) => {
       process.exitCode = await runPgBouncerConfig(flags, io);
+    });
+  program
+    .command('rules')
+    .description('print the Prometheus recording and alerting rules for pgwarden metrics')
+    .option('--out <file>', 'write to this file instead of stdout')
+    .option('--runbook-url <url>', 'runbook_url of the alerts (an anchor per alert is appended)')
+    .action(async (flags) => {
+      process.exitCode = await runRules(flags, io);
+    });
+  program
+    .command('grafana')
+    .description('print the Grafana System Health Dashboard (JSON) for pgwarden metrics')
+    .option('--out <file>', 'write to this file instead of stdout')
+    .action(async (flags) => {
+      process.exitCode = await runGrafana(flags, io);
     });
   return program;
 }
