@@ -10,6 +10,7 @@ import { runIndexes } from './cli/indexes.js';
 import { runKill } from './cli/kill.js';
 import { runPgBouncerConfig } from './cli/pgbouncer-config.js';
 import { runPlan } from './cli/plan.js';
+import { runTop } from './cli/top.js';
 import { runReport, runWatch } from './cli/watch.js';
 import { VERSION } from './index.js';
 
@@ -80,6 +81,20 @@ export function buildProgram(): Command {
     .addOption(new Option('--no-color', 'no colour'))
     .action(async (flags) => {
       process.exitCode = await runKill(flags, io);
+    });
+  program
+    .command('top')
+    .description('live view of the sessions (pg_activity style): filter, find blockers, cancel or terminate')
+    .option('--url <url>', 'PostgreSQL URL (default $DATABASE_URL)')
+    .option('--interval <duration>', 'time between refreshes', '1s')
+    .option(
+      '--audit-log <file>',
+      'audit log (default $PGWARDEN_AUDIT_LOG or ~/.local/state/pgwarden/audit.jsonl)',
+    )
+    .option('--allow-superuser', "also act on superusers' sessions")
+    .option('--protect-app <name>', 'never touch this application_name (repeatable)', collect)
+    .action(async (flags) => {
+      process.exitCode = await runTop(flags, io);
     });
   program
     .command('indexes')

@@ -9,6 +9,7 @@ import { serve } from '@hono/node-server';
 import { type Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { Gauge, Registry } from 'prom-client';
+import { DASHBOARD_CSP, DASHBOARD_HTML, DASHBOARD_JS } from '../dashboard/page.js';
 import {
   type IncidentReport,
   appHoldersFrom,
@@ -199,6 +200,35 @@ export function incidentReport(
   });
 }
 
+/** The dashboard's sessions view: each database's latest sessions and lock chains. */
+function sessionsOf(watcher: Watcher) {
+  return {
+    databases: watcher.databaseNames.map((name) => {
+      const o = watcher.latest.get(name);
+      const snapshot = o?.snapshot;
+      return {
+        name,
+        at: o?.at ?? null,
+        sessions: (snapshot?.sessions ?? []).map((s) => ({
+          pid: s.pid,
+          user: s.user,
+          application: s.application,
+          clientAddr: s.clientAddr,
+          state: s.state,
+          xactAgeSeconds: s.xactAgeSeconds,
+          queryAgeSeconds: s.queryAgeSeconds,
+          stateAgeSeconds: s.stateAgeSeconds,
+          query: s.query,
+          waitEventType: s.waitEventType,
+          waitEvent: s.waitEvent,
+          blockedBy: s.blockedBy,
+        })),
+        locks: snapshot?.locks ?? [],
+      };
+    }),
+  };
+}
+
 /** What the dashboard shows live: each database's latest observation, in brief. */
 function stateOf(watcher: Watcher) {
   return {
@@ -231,12 +261,20 @@ export function createApp(options: Omit<AgentServerOptions, 'host' | 'port'>): H
       401,
     );
 
+  app.get('/', (c) => c.html(DASHBOARD_HTML, 200, { 'content-security-policy': DASHBOARD_CSP }));
+  app.get('/dashboard.js', (c) =>
+    c.body(DASHBOARD_JS, 200, {
+      'content-type': 'text/javascript; charset=utf-8',
+      'cache-control': 'no-cache',
+    }),
+  );
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/metrics', async (c) =>
     c.body(await registry.metrics(), 200, { 'content-type': registry.contentType }),
   );
   app.get('/api/status', (c) => c.json(stateOf(watcher)));
   app.get('/api/state', (c) => c.json(stateOf(watcher)));
+  app.get('/api/sessions', (c) => c.json(sessionsOf(watcher)));
   app.get('/api/incidents', (c) => {
     const state = c.req.query('state');
     return c.json(

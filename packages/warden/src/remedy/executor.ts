@@ -33,6 +33,8 @@ export interface ExecuteOptions {
   sleep?: (ms: number) => Promise<void>;
   now?: () => Date;
   database?: string;
+  /** Only the first rung: cancel, never terminate (`pgwarden top`'s `k`). */
+  cancelOnly?: boolean;
   /** Called after each step (progress output). */
   onStep?: (outcome: ActionOutcome, step: 'cancel' | 'terminate') => void;
 }
@@ -163,7 +165,7 @@ export async function executePlan(
     );
     options.onStep?.(outcome, 'cancel');
   }
-  const pending = outcomes.filter((o) => o.cancel === 'ok');
+  const pending = options.cancelOnly ? [] : outcomes.filter((o) => o.cancel === 'ok');
   if (pending.length > 0) await (options.sleep ?? defaultSleep)(options.policy.graceMillis);
   for (const outcome of pending) {
     const { result, error } = await step(execute, 'pg_terminate_backend', outcome.action, options);

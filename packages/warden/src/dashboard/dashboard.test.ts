@@ -1,0 +1,169 @@
+// The dashboard in a real browser (Debian's chromium through playwright-core) against a real agent and
+// PostgreSQL: sessions appear live, database text renders as text (no XSS), and acknowledge needs the
+// token. Skipped when /usr/bin/chromium is missing, except under CI=true, where that is a failure.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { type EmbeddedServer, startPostgres, uniqueName, waitFor } from '@pgwarden/testkit';
+import pg from 'pg';
+import { type Browser, type Page, chromium } from 'playwright-core';
+import { parseConfig } from '../agent/config.js';
+import { type AgentServer, startServer } from '../agent/server.js';
+import type { Incident } from '../agent/types.js';
+import { Watcher } from '../agent/watch.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'dashboard-token';
+const XSS = '<img src=x onerror=alert(1)>';
+const haveChromium = existsSync(CHROMIUM);
+
+if (!haveChromium && process.env.CI === 'true') {
+  describe('dashboard in a browser', () => {
+    it('needs Debian chromium at /usr/bin/chromium under CI', () => {
+      assert.fail(`${CHROMIUM} is missing: .ci/run installs the chromium package`);
+    });
+  });
+} else {
+  describe('dashboard in a browser', {
+    skip: haveChromium ? false : `${CHROMIUM} is missing: apt-get install chromium to run this test`,
+  }, () => {
+    let server: EmbeddedServer;
+    let watcher: Watcher;
+    let api: AgentServer;
+    let browser: Browser;
+    let page: Page;
+    const clients: pg.Client[] = [];
+    const dialogs: string[] = [];
+
+    const client = async (application_name: string) => {
+      const c = new pg.Client({ connectionString: server.url, application_name });
+      c.on('error', () => {});
+      await c.connect();
+      clients.push(c);
+      return c;
+    };
+    const incidents = async (): Promise<Incident[]> =>
+      (await fetch(`${api.url}/api/incidents`)).json() as Promise<Incident[]>;
+
+    before(async () => {
+      server = await startPostgres();
+      const config = parseConfig({
+        databases: [{ name: 'vitals', url: server.url }],
+        interval: 0.25,
+        mode: 'observe',
+        store: ':memory:',
+        notifiers: [{ id: 'stdout', kind: 'stdout' }],
+        rules: {
+          idleInTransaction: '1s',
+          overrides: {
+            'sessions.idle_in_transaction': { forMillis: 300, clearForMillis: 300 },
+            'connections.usage': { forMillis: 300, clearForMillis: 300 },
+          },
+        },
+      });
+      watcher = new Watcher({ config, env: {}, log: () => {} });
+      await watcher.start();
+      api = await startServer({ watcher, host: '127.0.0.1', port: 0, token: TOKEN, environment: 'test' });
+      browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+        ],
+      });
+      page = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+      page.on('dialog', (d) => {
+        dialogs.push(d.message());
+        void d.dismiss();
+      });
+    });
+
+    after(async () => {
+      await browser?.close();
+      await api?.close();
+      await watcher?.stop();
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      await server?.destroy();
+    });
+
+    it('loads, with the live status and the chart', async () => {
+      const response = await page.goto(api.url);
+      assert.equal(response?.status(), 200);
+      assert.match(response?.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+      assert.equal(await page.title(), 'pgwarden');
+      await page.locator('#databases .db-name', { hasText: 'vitals' }).waitFor({ timeout: 5000 });
+      await page.locator('#chart polyline').first().waitFor({ state: 'attached', timeout: 5000 });
+    });
+
+    it('shows a new session in the sessions table within 3 s', async () => {
+      const app = uniqueName('dash-app');
+      await client(app);
+      await page.locator('#sessions-body td.app', { hasText: app }).waitFor({ timeout: 3000 });
+    });
+
+    it('renders query text from the database as text, never as HTML', async () => {
+      const app = uniqueName('dash-xss');
+      const c = await client(app);
+      await c.query(`BEGIN; SELECT '${XSS}'`);
+      const row = page.locator('#sessions-body tr', { hasText: app });
+      await row.waitFor({ timeout: 3000 });
+      const text = await row.locator('td.query').textContent();
+      assert.ok(text?.includes(XSS), `query cell: ${text}`);
+      assert.equal(await page.locator('#sessions img').count(), 0, 'no <img> element in the table');
+      await page.waitForTimeout(1500); // a few more refreshes
+      assert.equal(await page.locator('img').count(), 0, 'no <img> element anywhere');
+      assert.deepEqual(dialogs, [], 'no dialog opened');
+    });
+
+    it('acknowledges an incident only with the token', async () => {
+      await waitFor(
+        'the idle-in-transaction incident',
+        async () =>
+          (await incidents()).some((i) => i.ruleId === 'sessions.idle_in_transaction' && i.state === 'open'),
+        15_000,
+        100,
+      );
+      const incident = (await incidents()).find(
+        (i) => i.ruleId === 'sessions.idle_in_transaction' && i.state === 'open',
+      ) as Incident;
+      const row = page.locator(`#incidents-body tr[data-incident-id="${incident.id}"]`);
+      await row.waitFor({ timeout: 5000 });
+      assert.equal(
+        await row.locator('a', { hasText: 'report' }).getAttribute('href'),
+        `/api/incidents/${encodeURIComponent(incident.id)}/report?format=html`,
+      );
+
+      await page.fill('#token', '');
+      await row.locator('button.ack').click();
+      await row.locator('.error').waitFor({ timeout: 5000 });
+      assert.match((await row.locator('.error').textContent()) ?? '', /401.*bearer token is required/);
+      assert.equal((await incidents()).find((i) => i.id === incident.id)?.state, 'open', 'still open');
+
+      await page.fill('#token', TOKEN);
+      assert.equal(await page.evaluate('sessionStorage.getItem("pgwarden.token")'), TOKEN);
+      await row.locator('button.ack').click();
+      await waitFor(
+        'the acknowledgement',
+        async () => (await incidents()).find((i) => i.id === incident.id)?.state === 'acknowledged',
+        5000,
+        50,
+      );
+      await row.locator('td.istate', { hasText: 'acknowledged' }).waitFor({ timeout: 5000 });
+      assert.equal(await row.locator('.error').count(), 0, 'the error is gone');
+
+      const report = await fetch(`${api.url}/api/incidents/${incident.id}/report?format=html`);
+      assert.equal(report.status, 200);
+
+      const shot = join(tmpdir(), `pgwarden-dashboard-${Date.now()}.png`);
+      await page.screenshot({ path: shot, fullPage: true });
+      console.log(`dashboard screenshot: ${shot}`);
+    });
+  });
+}
