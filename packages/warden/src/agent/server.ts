@@ -200,7 +200,10 @@ export function incidentReport(
   });
 }
 
-/** The dashboard's sessions view: each database's latest sessions and lock chains. */
+/**
+ * The dashboard's sessions view: each database's latest sessions, lock chains, slowest statements,
+ * PgBouncer pools and servers, and the application pools' checkouts.
+ */
 function sessionsOf(watcher: Watcher) {
   return {
     databases: watcher.databaseNames.map((name) => {
@@ -224,6 +227,29 @@ function sessionsOf(watcher: Watcher) {
           blockedBy: s.blockedBy,
         })),
         locks: snapshot?.locks ?? [],
+        slowQueries: snapshot?.statStatements.top ?? [],
+        pgbouncer: snapshot?.pgbouncer
+          ? {
+              pools: snapshot.pgbouncer.pools,
+              servers: snapshot.pgbouncer.servers,
+              error: snapshot.pgbouncer.error,
+            }
+          : null,
+        appPools: (o?.appPools ?? []).flatMap((source) =>
+          source.pools.map((p) => ({
+            source: source.source,
+            name: p.pool,
+            max: p.settings.max + p.settings.maxOverflow,
+            usage: p.usage,
+            counts: p.counts,
+            checkouts: p.checkouts.map((k) => ({
+              pid: k.pid ?? null,
+              site: k.site ?? null,
+              heldMillis: k.heldMillis,
+              lastQuery: k.lastQuery ?? null,
+            })),
+          })),
+        ),
       };
     }),
   };

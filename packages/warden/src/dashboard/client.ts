@@ -177,6 +177,91 @@ export const DASHBOARD_JS = `'use strict';
     });
     $('sessions-count').textContent = rows.length === total ? total + ' sessions' : rows.length + ' of ' + total + ' sessions';
     renderLocks();
+    renderSlow();
+    renderPgBouncer();
+    renderAppPools();
+  }
+  function ms(x) { return x === null || x === undefined ? '' : Number(x).toFixed(x < 10 ? 2 : 1); }
+  function emptyRow(body, cols, text) {
+    body.appendChild(el('tr', null, [el('td', { colspan: cols, class: 'muted' }, [text])]));
+  }
+  function renderSlow() {
+    var body = $('slow-body');
+    clear(body);
+    var any = false;
+    lastSessions.databases.forEach(function (db) {
+      (db.slowQueries || []).forEach(function (q) {
+        any = true;
+        body.appendChild(
+          el('tr', null, [
+            el('td', null, [db.name]),
+            el('td', { class: 'num' }, [ms(q.meanMs)]),
+            el('td', { class: 'num' }, [q.calls]),
+            el('td', { class: 'num' }, [ms(q.totalMs)]),
+            el('td', { class: 'query' }, [q.query || '']),
+          ]),
+        );
+      });
+    });
+    if (!any) emptyRow(body, 5, 'No statements (pg_stat_statements not installed, or nothing run yet).');
+  }
+  function renderPgBouncer() {
+    var body = $('pgbouncer-body');
+    clear(body);
+    var any = false;
+    lastSessions.databases.forEach(function (db) {
+      var b = db.pgbouncer;
+      if (!b) return;
+      if (b.error) { any = true; body.appendChild(el('tr', null, [el('td', null, [db.name]), el('td', { colspan: 6, class: 'error' }, [b.error])])); }
+      (b.pools || []).forEach(function (p) {
+        any = true;
+        body.appendChild(
+          el('tr', null, [
+            el('td', null, [db.name]),
+            el('td', null, [p.database]),
+            el('td', null, [p.user]),
+            el('td', { class: 'num' }, [p.clActive]),
+            el('td', { class: 'num' }, [p.clWaiting]),
+            el('td', { class: 'num' }, [p.svActive]),
+            el('td', { class: 'num' }, [age(p.maxWaitSeconds)]),
+          ]),
+        );
+      });
+    });
+    if (!any) emptyRow(body, 7, 'No PgBouncer configured.');
+  }
+  function renderAppPools() {
+    var box = $('apppools');
+    clear(box);
+    var any = false;
+    lastSessions.databases.forEach(function (db) {
+      (db.appPools || []).forEach(function (p) {
+        any = true;
+        var c = p.counts || {};
+        var rows = (p.checkouts || []).map(function (k) {
+          return el('tr', null, [
+            el('td', { class: 'num' }, [k.pid === null ? '' : k.pid]),
+            el('td', { class: 'site' }, [k.site || '']),
+            el('td', { class: 'num' }, [age(k.heldMillis / 1000)]),
+            el('td', { class: 'query' }, [k.lastQuery || '']),
+          ]);
+        });
+        if (!rows.length) rows.push(el('tr', null, [el('td', { colspan: 4, class: 'muted' }, ['No checkouts.'])]));
+        box.appendChild(
+          el('div', { class: 'pool' }, [
+            el('div', { class: 'pool-head' }, [
+              db.name + ' · ' + p.name + ': ' + (c.active || 0) + ' / ' + p.max + ' in use (' + pct(p.usage || 0) + '), ' +
+                (c.waiting || 0) + ' waiting, ' + (c.idle || 0) + ' idle',
+            ]),
+            el('table', null, [
+              el('thead', null, [el('tr', null, [el('th', null, ['pid']), el('th', null, ['Code site']), el('th', null, ['Held']), el('th', null, ['Last query'])])]),
+              el('tbody', null, rows),
+            ]),
+          ]),
+        );
+      });
+    });
+    if (!any) box.appendChild(el('p', { class: 'muted' }, ['No application pools reported.']));
   }
   function renderLocks() {
     var box = $('locks');
@@ -219,8 +304,12 @@ export const DASHBOARD_JS = `'use strict';
       .finally(function () { setTimeout(pollSessions, 1000); });
   }
 
-  // Incidents, with acknowledge / resolve.
+  // Incidents, with acknowledge / resolve / execute remedy and a timeline per incident.
+  // The rules whose incidents pgwarden can remedy (the agent's REMEDIABLE table).
+  var REMEDIABLE = { 'sessions.idle_in_transaction': 1, 'sessions.long_running': 1, 'locks.blocking_chain': 1 };
   var errors = {};
+  var results = {};
+  var expanded = {};
   var lastIncidents = '';
   function act(id, action) {
     var headers = {};
@@ -229,12 +318,63 @@ export const DASHBOARD_JS = `'use strict';
     return fetch('/api/incidents/' + encodeURIComponent(id) + '/' + action, { method: 'POST', headers: headers })
       .then(function (r) {
         return r.text().then(function (text) {
-          if (r.ok) delete errors[id];
-          else errors[id] = r.status + ' ' + text;
+          if (r.ok) {
+            delete errors[id];
+            if (action === 'execute') {
+              try { results[id] = JSON.stringify(JSON.parse(text)); } catch (e) { results[id] = text; }
+            }
+          } else {
+            errors[id] = r.status + ' ' + text;
+            delete results[id];
+          }
         });
       })
-      .catch(function (err) { errors[id] = String(err); })
+      .catch(function (err) { errors[id] = String(err); delete results[id]; })
       .then(function () { lastIncidents = ''; return pollIncidents(false); });
+  }
+  function execute(i) {
+    var ok = window.confirm('Execute the remedy for "' + i.title + '" on ' + i.database + '? It cancels, then terminates, the sessions the rule names.');
+    if (ok) act(i.id, 'execute');
+  }
+  function toggle(id) {
+    if (expanded[id]) delete expanded[id];
+    else expanded[id] = { loading: true };
+    lastIncidents = '';
+    pollIncidents(false);
+  }
+  function loadDetail(id) {
+    return fetch('/api/incidents/' + encodeURIComponent(id))
+      .then(function (r) {
+        return r.json().then(function (body) {
+          expanded[id] = r.ok ? { data: body } : { error: r.status + ' ' + (body.error || '') };
+        });
+      })
+      .catch(function (err) { expanded[id] = { error: String(err) }; });
+  }
+  function timelineRow(id) {
+    var d = expanded[id];
+    var cell = el('td', { colspan: 6 });
+    if (d.error) cell.appendChild(el('div', { class: 'error' }, [d.error]));
+    else if (!d.data) cell.appendChild(el('span', { class: 'muted' }, ['loading…']));
+    else {
+      var items = d.data.timeline.map(function (t) {
+        return el('li', null, [el('span', { class: 'muted' }, [time(t.at) + ' ']), el('span', { class: 'kind' }, [t.kind]), t.text]);
+      });
+      if (!items.length) items.push(el('li', { class: 'muted' }, ['No timeline entries.']));
+      cell.appendChild(el('ul', { class: 'timeline' }, items));
+      if (d.data.notifications && d.data.notifications.length) {
+        cell.appendChild(el('div', { class: 'muted' }, ['Notifications']));
+        cell.appendChild(
+          el('ul', { class: 'timeline' }, d.data.notifications.map(function (n) {
+            return el('li', null, [
+              el('span', { class: 'muted' }, [time(n.at) + ' ']),
+              n.notifier + ' · ' + n.event + ' · ' + (n.ok ? 'sent' : 'failed') + (n.detail ? ' · ' + n.detail : ''),
+            ]);
+          })),
+        );
+      }
+    }
+    return el('tr', { class: 'timeline-row', 'data-timeline-for': id }, [cell]);
   }
   function renderIncidents(list) {
     var box = $('incidents-body');
@@ -255,26 +395,39 @@ export const DASHBOARD_JS = `'use strict';
         res.addEventListener('click', function () { act(i.id, 'resolve'); });
         buttons.appendChild(res);
       }
+      if (i.state !== 'resolved' && REMEDIABLE[i.ruleId]) {
+        var exe = el('button', { type: 'button', class: 'execute' }, ['Execute remedy…']);
+        exe.addEventListener('click', function () { execute(i); });
+        buttons.appendChild(exe);
+      }
       var report = el('a', { href: '/api/incidents/' + encodeURIComponent(i.id) + '/report?format=html', target: '_blank', rel: 'noopener' }, ['report']);
       var title = el('td', null, [el('div', null, [i.title]), el('div', { class: 'muted' }, [i.ruleId + (i.summary && i.summary !== i.title ? ' · ' + i.summary : '')])]);
       if (errors[i.id]) title.appendChild(el('div', { class: 'error', role: 'alert' }, [errors[i.id]]));
-      box.appendChild(
-        el('tr', { 'data-incident-id': i.id, class: 'incident-' + i.state }, [
-          el('td', null, [el('span', { class: 'sev sev-' + i.severity }, [i.severity])]),
-          el('td', { class: 'istate' }, [i.state + (i.acknowledgedBy ? ' by ' + i.acknowledgedBy : '')]),
-          el('td', null, [i.database]),
-          title,
-          el('td', { class: 'num' }, [time(i.openedAt)]),
-          el('td', null, [buttons, report]),
-        ]),
-      );
+      if (results[i.id]) title.appendChild(el('div', { class: 'result', role: 'status' }, [results[i.id]]));
+      var row = el('tr', { 'data-incident-id': i.id, class: 'incident-row incident-' + i.state, 'aria-expanded': expanded[i.id] ? 'true' : 'false', title: 'show or hide the timeline' }, [
+        el('td', null, [el('span', { class: 'sev sev-' + i.severity }, [i.severity])]),
+        el('td', { class: 'istate' }, [i.state + (i.acknowledgedBy ? ' by ' + i.acknowledgedBy : '')]),
+        el('td', null, [i.database]),
+        title,
+        el('td', { class: 'num' }, [time(i.openedAt)]),
+        el('td', null, [buttons, report]),
+      ]);
+      row.addEventListener('click', function (e) {
+        if (e.target && e.target.closest && e.target.closest('button, a')) return;
+        toggle(i.id);
+      });
+      box.appendChild(row);
+      if (expanded[i.id]) box.appendChild(timelineRow(i.id));
     });
   }
   function pollIncidents(again) {
     return fetch('/api/incidents')
       .then(function (r) { return r.json(); })
       .then(function (list) {
-        var key = JSON.stringify(list) + JSON.stringify(errors);
+        return Promise.all(Object.keys(expanded).map(loadDetail)).then(function () { return list; });
+      })
+      .then(function (list) {
+        var key = JSON.stringify(list) + JSON.stringify(errors) + JSON.stringify(results) + JSON.stringify(expanded);
         if (key !== lastIncidents) { lastIncidents = key; renderIncidents(list); }
       })
       .catch(function () {})

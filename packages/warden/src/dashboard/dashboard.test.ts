@@ -165,5 +165,67 @@ if (!haveChromium && process.env.CI === 'true') {
       await page.screenshot({ path: shot, fullPage: true });
       console.log(`dashboard screenshot: ${shot}`);
     });
+
+    it('lists a statement the test ran among the slow queries', async (t) => {
+      if (!server.pgStatStatements) {
+        t.skip('these PostgreSQL binaries do not ship pg_stat_statements');
+        return;
+      }
+      const c = await client(uniqueName('dash-slow'));
+      for (let n = 0; n < 3; n++) await c.query('SELECT pg_sleep(0.2)');
+      const row = page.locator('#slow-body tr', { hasText: 'pg_sleep' }).first();
+      await row.waitFor({ timeout: 5000 });
+      // The section refreshes every second; wait for it to show all three calls.
+      let cells: string[] = [];
+      await waitFor(
+        'three calls of pg_sleep in the slow-queries section',
+        async () => {
+          cells = await row.locator('td').allTextContents();
+          return Number(cells[2]) >= 3;
+        },
+        5000,
+        100,
+      );
+      assert.equal(cells[0], 'vitals');
+      assert.ok(Number(cells[1]) >= 190, `mean ms: ${cells[1]}`);
+      assert.ok(Number(cells[2]) >= 3, `calls: ${cells[2]}`);
+      // No PgBouncer and no application pools are configured: both sections say so.
+      await page.locator('#pgbouncer-body', { hasText: 'No PgBouncer' }).waitFor({ timeout: 2000 });
+      await page.locator('#apppools', { hasText: 'No application pools' }).waitFor({ timeout: 2000 });
+    });
+
+    it('toggles an incident timeline, and refuses to execute a remedy without the token', async () => {
+      const incident = (await incidents()).find(
+        (i) => i.ruleId === 'sessions.idle_in_transaction' && i.state !== 'resolved',
+      ) as Incident;
+      assert.ok(incident, 'an unresolved idle-in-transaction incident');
+      // Its own page: this one accepts the confirmation, the shared page dismisses every dialog.
+      const own = await browser.newPage({ viewport: { width: 1360, height: 1000 } });
+      const confirms: string[] = [];
+      own.on('dialog', (d) => {
+        confirms.push(d.message());
+        void d.accept();
+      });
+      try {
+        await own.goto(api.url);
+        const row = own.locator(`#incidents-body tr[data-incident-id="${incident.id}"]`);
+        await row.waitFor({ timeout: 5000 });
+        const timeline = own.locator(`#incidents-body tr[data-timeline-for="${incident.id}"]`);
+        await row.locator('td.istate').click();
+        await timeline.locator('li', { hasText: 'opened' }).first().waitFor({ timeout: 5000 });
+        await row.locator('td.istate').click();
+        await timeline.waitFor({ state: 'detached', timeout: 5000 });
+
+        await own.fill('#token', '');
+        await row.locator('button.execute').click();
+        await row.locator('.error').waitFor({ timeout: 5000 });
+        assert.match((await row.locator('.error').textContent()) ?? '', /401.*bearer token is required/);
+        assert.equal(confirms.length, 1, 'asked for confirmation once');
+        assert.match(confirms[0] ?? '', /Execute the remedy/);
+        assert.equal(await timeline.count(), 0, 'the button does not toggle the timeline');
+      } finally {
+        await own.close();
+      }
+    });
   });
 }

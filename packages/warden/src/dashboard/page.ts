@@ -51,6 +51,11 @@ ul.tree li { margin: 4px 0; } .chain { margin-bottom: 10px; } .chain-head { font
 .sev { font-size: 12px; padding: 1px 7px; border-radius: 10px; background: #fef3c7; color: #92400e; }
 .sev-critical { background: #fee2e2; color: #991b1b; }
 tr.incident-resolved { color: var(--muted); }
+tr.incident-row { cursor: pointer; } tr.incident-row:hover td { background: #f1f5f9; }
+tr.timeline-row td { background: #f8fafc; } ul.timeline { margin: 0; padding-left: 18px; }
+ul.timeline li { margin: 2px 0; } ul.timeline .kind { font-weight: 600; margin-right: 6px; }
+.result { margin-top: 4px; font-family: ui-monospace, monospace; font-size: 12px; white-space: pre-wrap; color: var(--ok); }
+.pool { margin-bottom: 12px; } .pool-head { font-weight: 600; margin-bottom: 4px; }
 button { font: inherit; font-size: 13px; padding: 3px 10px; margin-right: 6px; border-radius: 6px; border: 1px solid #cbd5e1; background: #fff; cursor: pointer; }
 button:hover { border-color: var(--accent); color: var(--accent); }
 .error { margin-top: 4px; color: var(--crit); font-family: ui-monospace, monospace; font-size: 12px; }
@@ -86,6 +91,14 @@ export const DASHBOARD_HTML = `<!doctype html>
       <th data-sort="xactAgeSeconds">Xact age</th><th data-sort="stateAgeSeconds">State age</th><th>Wait</th><th>Query</th></tr></thead>
     <tbody id="sessions-body"></tbody></table></section>
   <section><h2>Lock chains</h2><div id="locks"></div></section>
+  <section><h2>Slow queries <span class="muted">pg_stat_statements, slowest mean first</span></h2>
+    <table id="slow"><thead><tr><th>Database</th><th>Mean ms</th><th>Calls</th><th>Total ms</th><th>Query</th></tr></thead>
+    <tbody id="slow-body"></tbody></table></section>
+  <section><h2>PgBouncer</h2>
+    <table id="pgbouncer"><thead><tr><th>Database</th><th>Pool database</th><th>User</th><th>cl_active</th><th>cl_waiting</th>
+      <th>sv_active</th><th>maxwait</th></tr></thead>
+    <tbody id="pgbouncer-body"></tbody></table></section>
+  <section><h2>Application pools</h2><div id="apppools"></div></section>
 </main>
 <script src="/dashboard.js"></script>
 </body>
