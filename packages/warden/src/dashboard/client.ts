@@ -146,10 +146,13 @@ export const DASHBOARD_JS = `'use strict';
     });
     var total = rows.length;
     if (q) rows = rows.filter(function (r) {
-      return (r.s.state || '').toLowerCase().indexOf(q) >= 0 || (r.s.application || '').toLowerCase().indexOf(q) >= 0;
+      return [r.s.state, r.s.application, r.s.user].some(function (v) { return (v || '').toLowerCase().indexOf(q) >= 0; });
     });
     rows.sort(function (a, b) {
-      var d = (a.s[sortKey] === null ? -1 : a.s[sortKey]) - (b.s[sortKey] === null ? -1 : b.s[sortKey]);
+      var av = a.s[sortKey], bv = b.s[sortKey];
+      var d = typeof av === 'string' || typeof bv === 'string'
+        ? String(av || '').localeCompare(String(bv || ''))
+        : (av === null ? -1 : av) - (bv === null ? -1 : bv);
       return sortDesc ? -d : d;
     });
     document.querySelectorAll('#sessions th[data-sort]').forEach(function (th) {

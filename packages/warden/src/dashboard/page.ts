@@ -86,8 +86,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     <table id="incidents"><thead><tr><th>Severity</th><th>State</th><th>Database</th><th>Incident</th><th>Opened</th><th></th></tr></thead>
     <tbody id="incidents-body"></tbody></table></section>
   <section><h2>Sessions <span id="sessions-count" class="muted"></span></h2>
-    <div class="tools"><input id="filter" type="search" placeholder="filter by state or application" aria-label="filter sessions"></div>
-    <table id="sessions"><thead><tr><th>Database</th><th>pid</th><th>User</th><th>Application</th><th>State</th>
+    <div class="tools"><input id="filter" type="search" placeholder="filter by state, application or user" aria-label="filter sessions"></div>
+    <table id="sessions"><thead><tr><th>Database</th><th>pid</th><th data-sort="user">User</th><th data-sort="application">Application</th><th data-sort="state">State</th>
       <th data-sort="xactAgeSeconds">Xact age</th><th data-sort="stateAgeSeconds">State age</th><th>Wait</th><th>Query</th></tr></thead>
     <tbody id="sessions-body"></tbody></table></section>
   <section><h2>Lock chains</h2><div id="locks"></div></section>
