@@ -16,6 +16,19 @@ const FAST = {
   'connections.usage': { forMillis: 300, clearForMillis: 300 },
 };
 
+/** `count` sessions of `application` left idle in an open transaction (the leak the agent must see). */
+async function idleTransactions(url: string, application: string, count: number): Promise<pg.Client[]> {
+  const clients: pg.Client[] = [];
+  for (let i = 0; i < count; i++) {
+    const c = new pg.Client({ connectionString: url, application_name: application });
+    c.on('error', () => {});
+    await c.connect();
+    await c.query('BEGIN; SELECT 1');
+    clients.push(c);
+  }
+  return clients;
+}
+
 describe('pgwarden watch against a real server', () => {
   let server: EmbeddedServer;
   before(async () => {
@@ -49,14 +62,7 @@ describe('pgwarden watch against a real server', () => {
     const lines: string[] = [];
     const w = watcher('auto', lines);
     const app = uniqueName('leaky-handler');
-    const leaked: pg.Client[] = [];
-    for (let i = 0; i < 3; i++) {
-      const c = new pg.Client({ connectionString: server.url, application_name: app });
-      c.on('error', () => {});
-      await c.connect();
-      await c.query('BEGIN; SELECT 1');
-      leaked.push(c);
-    }
+    const leaked = await idleTransactions(server.url, app, 3);
     let api: AgentServer | undefined;
     try {
       await w.start();
@@ -196,14 +202,7 @@ describe('pgwarden watch against a real server', () => {
     const lines: string[] = [];
     const w = watcher('suggest', lines);
     const app = uniqueName('suggested');
-    const leaked: pg.Client[] = [];
-    for (let i = 0; i < 2; i++) {
-      const c = new pg.Client({ connectionString: server.url, application_name: app });
-      c.on('error', () => {});
-      await c.connect();
-      await c.query('BEGIN; SELECT 1');
-      leaked.push(c);
-    }
+    const leaked = await idleTransactions(server.url, app, 2);
     let api: AgentServer | undefined;
     try {
       await w.start();
