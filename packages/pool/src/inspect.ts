@@ -69,6 +69,7 @@ export interface PoolInspection {
     timeouts: number;
     queueFull: number;
     leaks: number;
+    leaksReclaimed: number;
     closed: Record<string, number>;
     errors: Record<string, number>;
     waitTimeP95Seconds: number | undefined;
@@ -180,6 +181,7 @@ export function inspectPool(pool: Pool): PoolInspection {
       timeouts: stats.timeouts,
       queueFull: stats.queueFull,
       leaks: stats.leaks,
+      leaksReclaimed: stats.leaksReclaimed,
       closed: Object.fromEntries(stats.closed),
       errors: Object.fromEntries(stats.errors),
       waitTimeP95Seconds: stats.waitTime.quantile(0.95),

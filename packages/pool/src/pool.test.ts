@@ -418,6 +418,44 @@ describe('leak detection', () => {
     await pool.end();
   });
 
+  it('frees the slot of a leaked connection whose server connection ended, and ignores its release', async () => {
+    const { pool, clock } = fakePool({ max: 1, leakDetectionThresholdMillis: 1000, captureSites: 'always' });
+    const reclaimed: { site?: string; pid?: number }[] = [];
+    pool.on('leak', () => {});
+    pool.on('leakReclaimed', (info) => reclaimed.push(info));
+    const first = pool.connect();
+    await clock.advanceAsync(1);
+    const leaked = await first;
+    const waiting = pool.connect();
+    await clock.advanceAsync(500);
+    (leaked as unknown as { simulateTermination(): void }).simulateTermination();
+    assert.equal(reclaimed.length, 0, 'before the leak threshold the holder still owns it');
+    assert.equal(pool.totalCount, 1);
+    leaked.release();
+    const again = await waiting;
+    again.release();
+
+    const second = pool.connect();
+    await clock.advanceAsync(1);
+    const leaked2 = await second;
+    const waiter = pool.connect();
+    await clock.advanceAsync(1500);
+    assert.equal(pool.waitingCount, 1);
+    (leaked2 as unknown as { simulateTermination(): void }).simulateTermination();
+    await clock.advanceAsync(10);
+    const served = await waiter;
+    assert.equal(reclaimed.length, 1);
+    assert.match(reclaimed[0]?.site ?? '', /pool\.test\.ts:\d+:\d+/);
+    assert.notEqual(served, leaked2, 'the waiter got a new connection');
+    assert.doesNotThrow(() => leaked2.release(), 'a reclaimed client is released as a no-op');
+    served.release();
+    assert.equal(pool.totalCount, 1);
+    const stats = pool.inspect().stats;
+    assert.equal(stats.leaksReclaimed, 1);
+    assert.equal(stats.closed.leak_reclaimed, 1);
+    await pool.end();
+  });
+
   it('captures every site after a leak in adaptive mode', async () => {
     const { pool, clock } = fakePool({ leakDetectionThresholdMillis: 100 });
     const leaks: { site?: string }[] = [];

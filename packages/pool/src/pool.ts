@@ -587,6 +587,12 @@ export class Pool extends EventEmitter {
       return;
     }
     this._stats.countError(err, this._clock.now());
+    if (slot.state === 'busy' && slot.leakReported) {
+      // A leaked connection whose server session ended (an operator or pgwarden terminated it):
+      // nobody will return it, and it can never run a statement again, so its slot is freed now.
+      this._reclaimLeaked(slot, err);
+      return;
+    }
     if (slot.state === 'busy' || slot.state === 'shared') {
       // The holder sees the error through its own query; the pool drops the connection on return.
       slot.broken = true;
@@ -596,6 +602,29 @@ export class Pool extends EventEmitter {
     this._remove(slot, 'error');
     if (this.listenerCount('error') > 0) this._emitSafely('error', err, client);
     else this.log('idle client error (no pool error listener)', err);
+    this._pulse();
+  }
+
+  /**
+   * Frees the slot of a leaked checkout whose connection died. The holder keeps a dead client: its
+   * statements fail, and its eventual `release()` does nothing.
+   */
+  private _reclaimLeaked(slot: Slot, err: Error): void {
+    const now = this._clock.now();
+    const info: LeakInfo = { pool: this.name, ...this._holder(slot, now) };
+    slot.generation++;
+    slot.broken = true;
+    slot.site = undefined;
+    this._busy--;
+    slot.client.release = () => undefined;
+    this._stats.leaksReclaimed++;
+    const message = `pgwarden pool "${this.name}": leaked connection${
+      info.pid === undefined ? '' : ` pid ${info.pid}`
+    } reclaimed after ${info.heldMillis}ms, its server connection ended (${err.message}); it was taken by ${info.site ?? 'an unknown site'}`;
+    this.log(message);
+    if (this.listenerCount('leakReclaimed') > 0) this._emitSafely('leakReclaimed', info);
+    else process.emitWarning(message, { code: 'PGWARDEN_LEAK_RECLAIMED' });
+    this._remove(slot, 'leak_reclaimed');
     this._pulse();
   }
 

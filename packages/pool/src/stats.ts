@@ -70,7 +70,8 @@ export type CloseReason =
   | 'validation_failed'
   | 'resize'
   | 'pool_ended'
-  | 'released_with_error';
+  | 'released_with_error'
+  | 'leak_reclaimed';
 
 export interface RecentError {
   at: string;
@@ -89,6 +90,8 @@ export class PoolStats {
   timeouts = 0;
   queueFull = 0;
   leaks = 0;
+  /** Leaked checkouts whose connection died and whose slot the pool took back. */
+  leaksReclaimed = 0;
   readonly closed = new Map<CloseReason, number>();
   readonly errors = new Map<string, number>();
   readonly recentErrors: RecentError[] = [];
