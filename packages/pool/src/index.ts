@@ -36,5 +36,6 @@ export type { PoolHandlerOptions, PoolRequestHandler } from './http.js';
 export { PoolCluster, createCluster } from './cluster.js';
 export type { ClusterOptions } from './cluster.js';
 export { isConnectionLostError, isTransientConnectError } from './transient.js';
+export type { ClientErrorCode } from './transient.js';
 export { systemClock } from './clock.js';
 export type { Clock, TimerHandle } from './clock.js';

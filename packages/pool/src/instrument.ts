@@ -6,6 +6,7 @@
 import type { Clock } from './clock.js';
 import type { PooledClient, Slot } from './slot.js';
 import type { PoolStats } from './stats.js';
+import { withCode } from './transient.js';
 
 type QueryFn = (config: unknown, values?: unknown, callback?: unknown) => unknown;
 
@@ -24,7 +25,7 @@ export function instrumentClient(slot: Slot, client: PooledClient, stats: PoolSt
   const record = (start: number, error: unknown) => {
     const end = clock.now();
     stats.queryDuration.observe((end - start) / 1000);
-    if (error) stats.countError(error, end);
+    if (error) stats.countError(withCode(error), end);
   };
 
   client.query = function instrumentedQuery(

@@ -30,6 +30,7 @@ import { type PooledClient, Slot } from './slot.js';
 import { type CloseReason, PoolStats } from './stats.js';
 import { WaiterQueue, type Waiting } from './waiters.js';
 import { truncate } from './text.js';
+import { withCode } from './transient.js';
 import { type PoolInspection, inspectPool } from './inspect.js';
 import { registerPoolMetrics } from './metrics.js';
 import { Registry } from 'prom-client';
@@ -535,6 +536,7 @@ export class Pool extends EventEmitter {
   }
 
   private _onConnectFailed(slot: Slot | undefined, err: Error): void {
+    withCode(err);
     this._connecting--;
     this._stats.connectFailures++;
     this._stats.countError(err, this._clock.now());
@@ -545,6 +547,7 @@ export class Pool extends EventEmitter {
 
   /** A connection that was being made for the line failed: the oldest waiter gets the error. */
   private _afterConnectFailure(err: Error): void {
+    withCode(err);
     const waiter = this._waiters.shift();
     if (waiter) {
       waiter.settled = true;
@@ -586,7 +589,7 @@ export class Pool extends EventEmitter {
       if (slot.state === 'closed') this.log('additional client error after disconnection due to error', err);
       return;
     }
-    this._stats.countError(err, this._clock.now());
+    this._stats.countError(withCode(err), this._clock.now());
     if (slot.state === 'busy' && slot.leakReported) {
       // A leaked connection whose server session ended (an operator or pgwarden terminated it):
       // nobody will return it, and it can never run a statement again, so its slot is freed now.

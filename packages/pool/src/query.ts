@@ -4,7 +4,7 @@
  * connections through pg's pipeline mode when the pool is at its limit.
  */
 import type pg from 'pg';
-import { isConnectionLostError } from './transient.js';
+import { isConnectionLostError, withCode } from './transient.js';
 import { captureSite } from './site.js';
 import type { Pool } from './pool.js';
 import type { Slot } from './slot.js';
@@ -81,6 +81,7 @@ export function runPoolQuery(
 
   const run = (attempt: number) => {
     const finish: QueryCallback = (err, res) => {
+      if (err) withCode(err);
       if (err && attempt < attempts && isConnectionLostError(err) && !pool.ending) {
         pool.log('retrying idempotent statement after a lost connection', err);
         run(attempt + 1);

@@ -4,3 +4,4 @@ export * from './pgbouncer.js';
 export * from './postgres.js';
 export * from './stub-client.js';
 export * from './helpers.js';
+export * from './tcp-proxy.js';

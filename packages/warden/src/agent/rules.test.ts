@@ -301,6 +301,7 @@ function poolInspection(name: string, waiting: number, checkoutPids: number[] = 
       timeouts: 0,
       queueFull: 0,
       leaks: 1,
+      leaksReclaimed: 0,
       closed: {},
       errors: {},
       waitTimeP95Seconds: 1.5,
