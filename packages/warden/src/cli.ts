@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { runGrafana, runRules } from './cli/deploy.js';
+import { runDemo } from './cli/demo.js';
 import { runDoctor } from './cli/doctor.js';
 import { runIndexes } from './cli/indexes.js';
 import { runKill } from './cli/kill.js';
@@ -129,6 +130,21 @@ export function buildProgram(): Command {
     .option('--interval <duration>', 'time between observations (default 1s)')
     .action(async (flags) => {
       process.exitCode = await runWatch(flags, io);
+    });
+  program
+    .command('demo')
+    .description(
+      'the live incident demo: embedded PostgreSQL, a service under load, the agent in auto mode; inject faults',
+    )
+    .option(
+      '--scenario <name>',
+      'leak, long-query, lock-chain, idle-in-transaction, spike, restart or all (into the running demo, or a new one)',
+    )
+    .option('--json', 'print the scenario results as JSON (narration on stderr)')
+    .option('--port <port>', 'dashboard port (default: a free port)')
+    .option('--no-keys', 'do not read keys from the terminal')
+    .action(async (flags) => {
+      process.exitCode = await runDemo(flags, io);
     });
   program
     .command('report <incident>')

@@ -16,7 +16,7 @@ import type { Snapshot } from '../snapshot.js';
 import { type AgentConfig, ConfigError, escalationPolicy, secret } from './config.js';
 import { IncidentManager } from './incidents.js';
 import { type Notifier, type NotifierConfig, createNotifier, deliver } from './notifiers/index.js';
-import { RuleEngine, type RuleOverrides, defaultRules } from './rules.js';
+import { RuleEngine, type RuleOverrides, type RuleState, defaultRules } from './rules.js';
 import { Store } from './store.js';
 import type { AlertEvent, Incident, Notification, Observation } from './types.js';
 
@@ -256,6 +256,11 @@ export class Watcher {
     const leader = got.rows[0]?.ok === true;
     if (leader && !db.leader) this.log(`pgwarden watch: leading on ${db.name}`);
     db.leader = leader;
+  }
+
+  /** The alert rules that are pending, firing or clearing now (all databases, or one). */
+  ruleStates(database?: string): RuleState[] {
+    return this.engine.states(database);
   }
 
   /** Whether this agent acts on a database (it is the leader there). */
