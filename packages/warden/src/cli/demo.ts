@@ -17,7 +17,7 @@ import { tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Demo, ScenarioResult } from '../demo/demo.js';
-import { SCENARIOS, SCENARIO_LIST } from '../demo/scenarios.js';
+import { SCENARIOS } from '../demo/names.js';
 import type { Io } from './doctor.js';
 
 export interface DemoFlags {
@@ -247,9 +247,9 @@ async function interactive(
         const key = data.toString('utf8');
         if (key === '\u0003' || key === 'q') return finish();
         const index = Number(key) - 1;
-        const sc = SCENARIO_LIST[index];
-        if (sc) {
-          const refused = play(sc.name);
+        const name = SCENARIOS[index];
+        if (name) {
+          const refused = play(name);
           if (refused) io.out(`pgwarden demo: ${refused}\n`);
         }
       });
