@@ -144,7 +144,7 @@ describe('pgwarden demo (npm start) headless', () => {
     assert.equal(remote.code, 0, remote.stdout + remote.stderr);
     assert.match(remote.stdout, /injected into the running demo/);
     assert.match(remote.stdout, /detected by locks\.blocking_chain/);
-    assert.match(remote.stdout, /remedy: pid \d+: cancel ok, terminate ok \(root blocker/);
+    assert.match(remote.stdout, /remedy: terminate pid \d+ ok \(still root blocker/);
     assert.match(out, /\[lock-chain \+ *[\d.]+s\] recovered/, 'the first terminal narrates it too');
 
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

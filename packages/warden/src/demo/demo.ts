@@ -28,6 +28,10 @@ export interface DemoOptions {
   port?: number;
   /** How long a scenario may take before it is declared failed (default 90 s). */
   scenarioTimeoutMillis?: number;
+  /** The agent's mode: auto (default) remedies by itself; observe only watches (benchmarks). */
+  mode?: 'auto' | 'observe';
+  /** How long VitalStream's hung external calls and slow report last (default 60 s). */
+  externalCallMillis?: number;
 }
 
 export interface ScenarioResult {
@@ -51,11 +55,17 @@ export interface ScenarioResult {
 }
 
 /** The agent's settings in the demo: the production defaults, compressed to fit a demo's minutes. */
-export function demoAgentConfig(url: string, poolsUrl: string, token: string, port: number) {
+export function demoAgentConfig(
+  url: string,
+  poolsUrl: string,
+  token: string,
+  port: number,
+  mode: 'auto' | 'observe' = 'auto',
+) {
   const quick = { forMillis: 2000, clearForMillis: 5000 };
   return parseConfig({
     databases: [{ name: DEMO_DATABASE, url, appPools: [poolsUrl], appPoolsToken: token }],
-    mode: 'auto',
+    mode,
     environment: 'demo',
     interval: '1s',
     http: { host: '127.0.0.1', port, token },
@@ -151,11 +161,23 @@ export class Demo {
   private async boot(): Promise<void> {
     this.server = await startPostgres({ settings: { max_connections: 40 } });
     const { appUrl, agentUrl } = await provision(this.server);
-    this.service = new VitalStream({ databaseUrl: appUrl, token: this.token });
+    this.service = new VitalStream({
+      databaseUrl: appUrl,
+      token: this.token,
+      ...(this.options.externalCallMillis === undefined
+        ? {}
+        : { externalCallMillis: this.options.externalCallMillis }),
+    });
     await this.service.start();
     this.load = new LoadGenerator({ baseUrl: this.service.url });
     this.watcher = new Watcher({
-      config: demoAgentConfig(agentUrl, this.service.poolsUrl, this.token, this.options.port ?? 0),
+      config: demoAgentConfig(
+        agentUrl,
+        this.service.poolsUrl,
+        this.token,
+        this.options.port ?? 0,
+        this.options.mode ?? 'auto',
+      ),
       storePath: ':memory:',
       log: this.options.agentLog ?? (() => {}),
     });
@@ -185,6 +207,38 @@ export class Demo {
       pid: this.server.pid,
       dataDir: this.server.dataDir,
     };
+  }
+
+  /** host:port of the agent's and the service's /metrics (the service's needs the token). */
+  get metricsTargets(): { agent: string; service: string } {
+    return { agent: new URL(this.http.url).host, service: new URL(this.service.url).host };
+  }
+
+  /** Injects a fault without following it (benchmarks follow it themselves). */
+  inject(name: string): Promise<void> {
+    return scenario(name).inject({ service: this.service, load: this.load, server: this.server });
+  }
+
+  /** When the service's last failed or slow request since `since` ended (undefined: none). */
+  lastDegradedAt(since: number): number | undefined {
+    return this.load.lastDegradedAt(since);
+  }
+
+  /**
+   * What a person does in suggest or observe mode: execute pgwarden's remedy for every open incident
+   * that has one. Returns how many incidents it acted on.
+   */
+  async remedyNow(by: string): Promise<number> {
+    let acted = 0;
+    for (const incident of this.watcher.store.incidents({ state: ['open', 'acknowledged'] })) {
+      try {
+        await this.watcher.executeRemedy(incident.id, by);
+        acted++;
+      } catch {
+        // No remedy for this rule (the pool waiting, the server unreachable): nothing to run.
+      }
+    }
+    return acted;
   }
 
   get busy(): ScenarioName | undefined {
@@ -265,6 +319,7 @@ export class Demo {
     const incidents = new Map<string, Incident>();
     const seenTimeline = new Set<string>();
     let diagnosed = false;
+    let narrated = 0;
     const deadline = t0 + (this.options.scenarioTimeoutMillis ?? 90_000);
     let done = false;
     while (!done && !this.stopped) {
@@ -313,17 +368,22 @@ export class Demo {
           if (entry.kind !== 'action' || seenTimeline.has(key)) continue;
           seenTimeline.add(key);
           result.actions.push(entry.text);
-          say(entry.at, `remedy: ${entry.text}`);
         }
       }
-      if (result.remediationAfter === null) {
-        // The audit log has each signal's own time (the timeline records the ladder once it is done).
-        const acted = this.watcher.store
-          .auditEntries({ since: t0 })
-          .filter((e) => e.event !== 'refuse' && e.result === 'ok')
-          .map((e) => Date.parse(e.at));
-        if (acted.length > 0) result.remediationAfter = secs(Math.min(...acted));
+      // The audit log has each signal as it is sent (the timeline records the ladder once it is done).
+      const audit = this.watcher.store.auditEntries({ since: t0 });
+      for (const e of audit.slice(narrated)) {
+        const at = Date.parse(e.at);
+        say(
+          at,
+          e.event === 'refuse'
+            ? `remedy: refused pid ${e.pid}: ${e.reason}`
+            : `remedy: ${e.event} pid ${e.pid} ${e.result} (${e.reason})`,
+        );
+        if (result.remediationAfter === null && e.event !== 'refuse' && e.result === 'ok')
+          result.remediationAfter = secs(at);
       }
+      narrated = audit.length;
       if (
         result.recoveredAfter === null &&
         injected &&
