@@ -258,24 +258,30 @@ const side: string[][] = [
   [
     'scenario',
     'pgwarden detected',
+    'pgwarden incident',
     'pgwarden recovered',
     'Prometheus alert pending',
     'Prometheus alert firing',
-    'ratio (firing / pgwarden recovered)',
+    'firing / pgwarden incident',
+    'firing / pgwarden recovered',
     'runbook: triage done (page + 5 min)',
   ],
 ];
 for (const name of TARGETED) {
   const p = prom.find((t) => t.scenario === name);
   const rec = stat(name, 'recoveredAfter').median;
+  const incident = stat(name, 'incidentAfter').median;
   const firing = p?.firingAfter ?? null;
+  const ratio = (x: number) => (firing !== null && x > 0 ? `${(firing / x).toFixed(1)}×` : '—');
   side.push([
     name,
     fmt(stat(name, 'detectedAfter').median),
+    fmt(incident),
     fmt(rec),
     p ? fmt(p.pendingAfter) : 'not run',
     p ? `${fmt(firing)}${p.alert ? ` (${p.alert})` : ''}` : 'model: 60–90',
-    firing !== null && rec > 0 ? `${(firing / rec).toFixed(1)}×` : '—',
+    ratio(incident),
+    ratio(rec),
     firing !== null ? `≥ ${fmt(firing + 300)}` : '≥ 360',
   ]);
 }
@@ -294,7 +300,12 @@ console.log(
   ].join('\n'),
 );
 if (prom.length > 0) {
-  const recAfter = prom.map((p) => `${p.scenario} ${fmt(p.recoveredAfterRemedy)} s`).join(', ');
+  const recAfter = prom
+    .map(
+      (p) =>
+        `${p.scenario} ${fmt(p.recoveredAfterRemedy)} s${p.firingAfter === null ? ' (no alert fired in 3 minutes)' : ''}`,
+    )
+    .join(', ');
   console.log(
     `After the Prometheus page, pgwarden's remedy run by hand recovered the service in: ${recAfter}.`,
   );

@@ -448,11 +448,40 @@ describe('leak detection', () => {
     assert.match(reclaimed[0]?.site ?? '', /pool\.test\.ts:\d+:\d+/);
     assert.notEqual(served, leaked2, 'the waiter got a new connection');
     assert.doesNotThrow(() => leaked2.release(), 'a reclaimed client is released as a no-op');
+    assert.doesNotThrow(() => leaked2.release(new Error('late')), 'with an error too');
     served.release();
     assert.equal(pool.totalCount, 1);
     const stats = pool.inspect().stats;
     assert.equal(stats.leaksReclaimed, 1);
     assert.equal(stats.closed.leak_reclaimed, 1);
+    await pool.end();
+  });
+
+  it('ignores the done callback of a reclaimed checkout and emits release for it', async () => {
+    const { pool, clock } = fakePool({ max: 1, leakDetectionThresholdMillis: 100 });
+    pool.on('leak', () => {});
+    pool.on('leakReclaimed', () => {});
+    const released: (Error | undefined)[] = [];
+    pool.on('release', (err) => released.push(err));
+    let done: ((err?: Error | boolean) => void) | undefined;
+    let held: unknown;
+    pool.connect((err, client, release) => {
+      assert.ifError(err);
+      held = client;
+      done = release;
+    });
+    await clock.advanceAsync(200);
+    (held as { simulateTermination(): void }).simulateTermination();
+    await clock.advanceAsync(1);
+    assert.equal(released.length, 1, 'the reclaimed checkout counts as released');
+    assert.match(String(released[0]?.message), /terminated/);
+    assert.doesNotThrow(() => done?.(), 'the saved done callback does nothing');
+    assert.equal(released.length, 1);
+    const next = pool.connect();
+    await clock.advanceAsync(1);
+    (await next).release();
+    assert.equal(pool.totalCount, 1);
+    assert.equal(pool.inspect().counts.active, 0);
     await pool.end();
   });
 

@@ -386,6 +386,8 @@ export class Pool extends EventEmitter {
 
   /** @internal */
   _release(slot: Slot, generation: number, err?: Error | boolean): void {
+    // The pool already took this checkout's slot back (its connection died while leaked).
+    if (slot.reclaimedGeneration === generation) return;
     if (slot.generation !== generation || (slot.state !== 'busy' && slot.state !== 'shared')) {
       throw new Error(DOUBLE_RELEASE);
     }
@@ -615,12 +617,14 @@ export class Pool extends EventEmitter {
   private _reclaimLeaked(slot: Slot, err: Error): void {
     const now = this._clock.now();
     const info: LeakInfo = { pool: this.name, ...this._holder(slot, now) };
+    slot.reclaimedGeneration = slot.generation;
     slot.generation++;
     slot.broken = true;
     slot.site = undefined;
     this._busy--;
-    slot.client.release = () => undefined;
     this._stats.leaksReclaimed++;
+    // Listeners that pair `acquire` with `release` see this checkout end, with the error.
+    this._emitSafely('release', err, slot.client);
     const message = `pgwarden pool "${this.name}": leaked connection${
       info.pid === undefined ? '' : ` pid ${info.pid}`
     } reclaimed after ${info.heldMillis}ms, its server connection ended (${err.message}); it was taken by ${info.site ?? 'an unknown site'}`;

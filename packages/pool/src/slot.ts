@@ -44,6 +44,8 @@ export class Slot {
   checkoutAt = 0;
   /** Bumped on every checkout: a `release` function from an earlier checkout no longer matches. */
   generation = 0;
+  /** The checkout whose slot was reclaimed after its connection died: its release does nothing. */
+  reclaimedGeneration = -1;
   site: SiteHolder | undefined;
   leakReported = false;
   /** Statements in flight when shared by pipelined `pool.query()`. */

@@ -10,7 +10,7 @@
  * token, so a second `pgwarden demo --scenario` can find it; it is removed when the demo stops.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -18,6 +18,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Demo, ScenarioResult } from '../demo/demo.js';
 import { SCENARIOS } from '../demo/names.js';
+import { terminalSafe } from '../render/text.js';
 import type { Io } from './doctor.js';
 
 export interface DemoFlags {
@@ -38,9 +39,45 @@ interface DemoState {
   postgres: { pid: number | undefined; dataDir: string; port: number };
 }
 
-/** Where a running demo leaves its control address (one per user). */
+/**
+ * Where a running demo leaves its control address: `state.json` in a directory of the user's own
+ * (mode 0700) under the temp directory, or PGWARDEN_DEMO_STATE.
+ */
 export function demoStatePath(env: Record<string, string | undefined> = process.env): string {
-  return env.PGWARDEN_DEMO_STATE ?? path.join(tmpdir(), `pgwarden-demo-${userInfo().uid}.json`);
+  return env.PGWARDEN_DEMO_STATE ?? path.join(tmpdir(), `pgwarden-demo-${userInfo().uid}`, 'state.json');
+}
+
+/**
+ * The state file's directory must be this user's own, private and not a link: otherwise another
+ * local user could read the token or plant a control address. Creates it when missing.
+ */
+function privateStateDir(file: string, create: boolean): boolean {
+  const dir = path.dirname(file);
+  if (create) {
+    try {
+      mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(dir);
+  } catch {
+    return false;
+  }
+  const uid = process.getuid?.();
+  return st.isDirectory() && (uid === undefined || st.uid === uid) && (st.mode & 0o077) === 0;
+}
+
+function writeState(file: string, state: DemoState, env: Record<string, string | undefined>): void {
+  if (!env.PGWARDEN_DEMO_STATE && !privateStateDir(file, true)) {
+    throw new Error(
+      `${path.dirname(file)} is not a private directory of this user: remove it and start again`,
+    );
+  }
+  rmSync(file, { force: true });
+  writeFileSync(file, JSON.stringify(state), { mode: 0o600, flag: 'wx' });
 }
 
 const KEYS = SCENARIOS.map((name, i) => `${i + 1} ${name}`).join('  ');
@@ -75,12 +112,17 @@ export async function runDemo(flags: DemoFlags, io: Io, signal?: AbortSignal): P
 }
 
 function findRunningDemo(env: Record<string, string | undefined>): DemoState | undefined {
+  const file = demoStatePath(env);
+  if (!env.PGWARDEN_DEMO_STATE && !privateStateDir(file, false)) return undefined;
   let state: DemoState;
   try {
-    state = JSON.parse(readFileSync(demoStatePath(env), 'utf8')) as DemoState;
+    if (!lstatSync(file).isFile()) return undefined;
+    state = JSON.parse(readFileSync(file, 'utf8')) as DemoState;
   } catch {
     return undefined;
   }
+  if (typeof state.control !== 'string' || !/^http:\/\/127\.0\.0\.1:\d+$/.test(state.control))
+    return undefined;
   try {
     process.kill(state.pid, 0);
     return state;
@@ -160,7 +202,7 @@ async function playRemote(state: DemoState, name: string, flags: DemoFlags, io: 
       return 2;
     }
     const body = (await res.json()) as { lines: string[]; result: ScenarioResult | null };
-    for (const line of body.lines.slice(shown)) narrate(`${line}\n`);
+    for (const line of body.lines.slice(shown)) narrate(`${terminalSafe(String(line))}\n`);
     shown = body.lines.length;
     if (body.result) {
       io.out(flags.json ? `${JSON.stringify([body.result], null, 2)}\n` : renderResults([body.result]));
@@ -194,6 +236,8 @@ async function interactive(
     return 2;
   }
   const statePath = demoStatePath(io.env);
+  let exitCode = 0;
+  let last = demo.postgres;
   const play = (name: string): string | undefined => {
     if (demo.busy) return `scenario ${demo.busy} is still running`;
     lines.length = 0;
@@ -207,65 +251,100 @@ async function interactive(
     );
     return undefined;
   };
-  const control = await startControl(demo.token, play, () => ({ lines, result }));
-  const pg = demo.postgres;
-  const state: DemoState = {
-    pid: process.pid,
-    control: control.url,
-    token: demo.token,
-    dashboard: demo.dashboardUrl,
-    service: demo.serviceUrl,
-    postgres: { pid: pg.pid, dataDir: pg.dataDir, port: pg.port },
-  };
-  writeFileSync(statePath, JSON.stringify(state), { mode: 0o600 });
-  io.out(
-    [
-      '',
-      `  PostgreSQL ${pg.version}   127.0.0.1:${pg.port} (temporary data directory, removed on exit)`,
-      `  VitalStream       ${demo.serviceUrl}  (20 monitors posting vital signs, 4 ward screens reading)`,
-      `  pgwarden          ${demo.dashboardUrl}  (watch, auto mode)`,
-      `  token             ${demo.token}  (for acknowledge, resolve and execute in the dashboard)`,
-      '',
-      `  Inject a fault: ${keys && process.stdin.isTTY ? `press ${KEYS}, or run` : 'run'} \`npx pgwarden demo --scenario <name>\``,
-      `  in another terminal (${SCENARIOS.join(', ')}). Ctrl-C stops everything.`,
-      '',
-    ].join('\n'),
-  );
-  const status = setInterval(() => {
-    if (!demo.busy) io.out(`${new Date().toISOString().slice(11, 19)} ${demo.statusLine()}\n`);
-  }, 5000);
+  let control: { url: string; close(): Promise<void> } | undefined;
   const stdin = process.stdin;
-  await new Promise<void>((resolve) => {
-    const finish = () => resolve();
-    signal?.addEventListener('abort', finish, { once: true });
-    process.once('SIGINT', finish);
-    process.once('SIGTERM', finish);
-    if (keys && stdin.isTTY) {
-      stdin.setRawMode(true);
-      stdin.resume();
-      stdin.on('data', (data: Buffer) => {
-        const key = data.toString('utf8');
-        if (key === '\u0003' || key === 'q') return finish();
-        const index = Number(key) - 1;
-        const name = SCENARIOS[index];
-        if (name) {
-          const refused = play(name);
-          if (refused) io.out(`pgwarden demo: ${refused}\n`);
-        }
-      });
+  let status: ReturnType<typeof setInterval> | undefined;
+  const listeners: (() => void)[] = [];
+  try {
+    control = await startControl(demo.token, play, () => ({ lines, result }));
+    const pg = demo.postgres;
+    writeState(
+      statePath,
+      {
+        pid: process.pid,
+        control: control.url,
+        token: demo.token,
+        dashboard: demo.dashboardUrl,
+        service: demo.serviceUrl,
+        postgres: { pid: pg.pid, dataDir: pg.dataDir, port: pg.port },
+      },
+      io.env,
+    );
+    io.out(
+      [
+        '',
+        `  PostgreSQL ${pg.version}   127.0.0.1:${pg.port} (temporary data directory, removed on exit)`,
+        `  VitalStream       ${demo.serviceUrl}  (20 monitors posting vital signs, 4 ward screens reading)`,
+        `  pgwarden          ${demo.dashboardUrl}  (watch, auto mode)`,
+        `  token             ${demo.token}  (for acknowledge, resolve and execute in the dashboard)`,
+        '',
+        `  Inject a fault: ${keys && stdin.isTTY ? `press ${KEYS}, or run` : 'run'} \`npx pgwarden demo --scenario <name>\``,
+        `  in another terminal (${SCENARIOS.join(', ')}). ${keys && stdin.isTTY ? 'q or ' : ''}Ctrl-C stops everything.`,
+        '',
+      ].join('\n'),
+    );
+    status = setInterval(() => {
+      if (!demo.busy) io.out(`${new Date().toISOString().slice(11, 19)} ${demo.statusLine()}\n`);
+    }, 5000);
+    await new Promise<void>((resolve) => {
+      const finish = () => resolve();
+      // biome-ignore lint/suspicious/noExplicitAny: EventEmitter listeners take any arguments
+      const on = (target: NodeJS.EventEmitter, event: string, fn: (...args: any[]) => void) => {
+        target.on(event, fn);
+        listeners.push(() => target.off(event, fn));
+      };
+      if (signal) {
+        signal.addEventListener('abort', finish, { once: true });
+        listeners.push(() => signal.removeEventListener('abort', finish));
+      }
+      on(process, 'SIGINT', finish);
+      on(process, 'SIGTERM', finish);
+      if (keys && stdin.isTTY) {
+        stdin.setRawMode(true);
+        stdin.resume();
+        on(stdin, 'data', (data: Buffer) => {
+          const key = data.toString('utf8');
+          if (key === '\u0003' || key === 'q') return finish();
+          const name = SCENARIOS[Number(key) - 1];
+          if (name) {
+            const refused = play(name);
+            if (refused) io.out(`pgwarden demo: ${refused}\n`);
+          }
+        });
+      }
+    });
+  } catch (err) {
+    io.err(`pgwarden demo: ${(err as Error).message}\n`);
+    exitCode = 2;
+  } finally {
+    io.out('\npgwarden demo: stopping…\n');
+    clearInterval(status);
+    for (const off of listeners) off();
+    if (stdin.isTTY) {
+      stdin.setRawMode(false);
+      stdin.pause();
     }
-  });
-  io.out('\npgwarden demo: stopping…\n');
-  clearInterval(status);
-  if (stdin.isTTY) {
-    stdin.setRawMode(false);
-    stdin.pause();
+    rmSync(statePath, { force: true });
+    await control?.close();
+    last = demo.postgres;
+    await demo.stop();
   }
-  rmSync(statePath, { force: true });
-  await control.close();
-  await demo.stop();
+  // Checked, not assumed: the process's exit hooks would hide a stop that left things behind.
+  if (existsSync(last.dataDir) || (last.pid !== undefined && running(last.pid))) {
+    io.err(`pgwarden demo: PostgreSQL did not stop cleanly (${last.dataDir})\n`);
+    return 1;
+  }
   io.out('pgwarden demo: stopped; PostgreSQL and its data directory are gone\n');
-  return 0;
+  return exitCode;
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function startControl(

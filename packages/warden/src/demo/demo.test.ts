@@ -3,7 +3,7 @@
 // recovered from; the interactive demo takes a scenario from a second `pgwarden demo --scenario` and
 // leaves nothing behind after Ctrl-C.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -52,6 +52,15 @@ const alive = (pid: number | undefined) => {
     return false;
   }
 };
+
+function hasScript(): boolean {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('pgwarden demo (npm start) headless', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pgwarden-demo-test-'));
@@ -154,5 +163,39 @@ describe('pgwarden demo (npm start) headless', () => {
     assert.equal(existsSync(env.PGWARDEN_DEMO_STATE), false, 'the state file is removed');
     assert.equal(existsSync(state.postgres.dataDir), false, 'the data directory is removed');
     await waitFor('the postmaster to exit', () => !alive(state.postgres.pid), 5000, 100);
+  });
+  it('quits on q in a terminal, stopping PostgreSQL itself', {
+    skip: !hasScript() && 'no `script` command',
+    timeout: 120_000,
+  }, async () => {
+    const state = path.join(dir, 'tty.json');
+    const quote = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+    // A pseudo-terminal (util-linux script), so the demo reads keys as npm start's user does.
+    const child = spawn('script', ['-qfec', `${quote(process.execPath)} ${quote(CLI)} demo`, '/dev/null'], {
+      env: { ...process.env, PGWARDEN_DEMO_STATE: state },
+      stdio: 'pipe',
+    });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+    });
+    await waitFor(
+      'the demo to start',
+      () => existsSync(state) && /Ctrl-C stops everything/.test(out),
+      90_000,
+      200,
+    );
+    assert.match(out, /press 1 leak {2}2 long-query/, 'the keys are offered in a terminal');
+    const { postgres } = JSON.parse(readFileSync(state, 'utf8')) as {
+      postgres: { pid: number; dataDir: string };
+    };
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.stdin.write('q');
+    assert.equal(await exited, 0, out.slice(-2000));
+    assert.match(out, /stopped; PostgreSQL and its data directory are gone/);
+    assert.equal(existsSync(postgres.dataDir), false, 'the data directory is removed');
+    assert.equal(alive(postgres.pid), false, 'the postmaster is gone');
+    assert.equal(existsSync(state), false);
   });
 });

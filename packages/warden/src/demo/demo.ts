@@ -13,6 +13,7 @@ import { parseConfig } from '../agent/config.js';
 import { type AgentServer, startServer } from '../agent/server.js';
 import type { Incident } from '../agent/types.js';
 import { Watcher } from '../agent/watch.js';
+import { terminalSafe } from '../render/text.js';
 import { LoadGenerator } from './load.js';
 import { type SCENARIO_LIST, type ScenarioContext, type ScenarioName, scenario } from './scenarios.js';
 import { VitalStream } from './vitalstream.js';
@@ -143,6 +144,7 @@ export class Demo {
   private http!: AgentServer;
   private playing: ScenarioName | undefined;
   private stopped = false;
+  private stopping: Promise<void> | undefined;
 
   private constructor(private readonly options: DemoOptions) {}
 
@@ -284,12 +286,15 @@ export class Demo {
 
   private async follow(sc: (typeof SCENARIO_LIST)[number]): Promise<ScenarioResult> {
     const log = this.options.log;
-    if (!(await this.settle(45_000)))
-      log(`[${sc.name}] the previous fault has not fully cleared; starting anyway`);
+    const settled = await this.settle(45_000);
+    if (!settled) log(`[${sc.name}] the previous fault has not fully cleared; starting anyway`);
     const t0 = Date.now();
+    // Rules already pending or firing are the previous fault's: they do not detect this one.
+    const before = new Set(this.watcher.ruleStates(DEMO_DATABASE).map((st) => st.ruleId));
     const secs = (at: number) => Math.round((at - t0) / 100) / 10;
+    // Incident titles, pool names and code sites come from the database and the application.
     const say = (at: number, text: string) =>
-      log(`[${sc.name} +${secs(at).toFixed(1).padStart(4)}s] ${text}`);
+      log(`[${sc.name} +${secs(at).toFixed(1).padStart(4)}s] ${terminalSafe(text)}`);
     const result: ScenarioResult = {
       scenario: sc.name,
       title: sc.title,
@@ -305,7 +310,7 @@ export class Demo {
       actions: [],
       requests: { total: 0, failed: 0, degraded: 0 },
       ok: false,
-      problems: [],
+      problems: settled ? [] : ['the previous fault had not cleared when this one started'],
     };
     say(t0, `fault: ${sc.title}`);
     let injected = false;
@@ -327,7 +332,7 @@ export class Demo {
       const now = Date.now();
       if (result.detectedAfter === null) {
         for (const st of this.watcher.ruleStates(DEMO_DATABASE)) {
-          if (!sc.rules.includes(st.ruleId)) continue;
+          if (!sc.rules.includes(st.ruleId) || before.has(st.ruleId)) continue;
           const at = Math.max(t0, st.status === 'pending' ? st.since : (st.firedAt ?? st.since));
           if (result.detectedAfter === null || secs(at) < result.detectedAfter) {
             result.detectedAfter = secs(at);
@@ -390,9 +395,11 @@ export class Demo {
         (!sc.remediable || result.remediationAfter !== null)
       ) {
         const lastBad = this.load.lastDegradedAt(t0);
-        if (lastBad !== undefined && now - lastBad >= 3000) {
+        // A request still in flight past the SLO will end degraded: not recovered yet.
+        const slow = this.load.slowInFlight();
+        if (!slow && lastBad !== undefined && now - lastBad >= 3000) {
           result.recoveredAfter = secs(lastBad);
-        } else if (lastBad === undefined && now - t0 >= 5000) {
+        } else if (!slow && lastBad === undefined && now - t0 >= 5000) {
           result.recoveredAfter = 0;
         }
         if (result.recoveredAfter !== null) {
@@ -495,9 +502,16 @@ export class Demo {
       );
   }
 
-  /** Stops traffic, the service, the agent and PostgreSQL (its data directory is removed). */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * Stops traffic, the service, the agent and PostgreSQL (its data directory is removed). Every
+   * caller gets the same promise, which settles once everything is down.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
     this.stopped = true;
     const steps: (() => Promise<unknown> | undefined)[] = [
       () => this.load?.stop(),

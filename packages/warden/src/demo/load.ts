@@ -46,12 +46,14 @@ export class LoadGenerator {
   private readonly deadlineMillis: number;
   private readonly now: () => number;
   private readonly controller = new AbortController();
+  private readonly inFlight = new Map<number, number>();
+  private nextId = 0;
 
   constructor(private readonly options: LoadOptions) {
     this.sloMillis = options.sloMillis ?? 1000;
     this.deadlineMillis = options.deadlineMillis ?? 8000;
     this.now = options.now ?? Date.now;
-    // Every request in flight listens for the stop.
+    // Every request in flight listens for the stop (and removes its listener when it ends).
     setMaxListeners(0, this.controller.signal);
   }
 
@@ -108,6 +110,13 @@ export class LoadGenerator {
     };
   }
 
+  /** Whether a request in flight has already run past the SLO (it will end degraded). */
+  slowInFlight(): boolean {
+    const now = this.now();
+    for (const startedAt of this.inFlight.values()) if (now - startedAt > this.sloMillis) return true;
+    return false;
+  }
+
   /** When the last degraded request ended, at or after `since` (undefined: none). */
   lastDegradedAt(since: number): number | undefined {
     let last: number | undefined;
@@ -148,16 +157,24 @@ export class LoadGenerator {
 
   private async request(path: string, init: RequestInit): Promise<void> {
     const startedAt = this.now();
+    const id = this.nextId++;
+    this.inFlight.set(id, startedAt);
+    // One controller per request, for its deadline and for the stop (its listener is removed after).
+    const abort = new AbortController();
+    const deadline = setTimeout(() => abort.abort(), this.deadlineMillis);
+    const onStop = () => abort.abort();
+    this.controller.signal.addEventListener('abort', onStop, { once: true });
     let status = 0;
     try {
-      const res = await fetch(`${this.options.baseUrl}${path}`, {
-        ...init,
-        signal: AbortSignal.any([AbortSignal.timeout(this.deadlineMillis), this.controller.signal]),
-      });
+      const res = await fetch(`${this.options.baseUrl}${path}`, { ...init, signal: abort.signal });
       status = res.status;
       await res.arrayBuffer();
     } catch {
       status = 0;
+    } finally {
+      clearTimeout(deadline);
+      this.controller.signal.removeEventListener('abort', onStop);
+      this.inFlight.delete(id);
     }
     if (this.controller.signal.aborted) return;
     const endedAt = this.now();

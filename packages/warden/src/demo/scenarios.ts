@@ -6,17 +6,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EmbeddedServer } from '@pgwarden/testkit';
 import type { LoadGenerator } from './load.js';
+import { SCENARIOS, type ScenarioName } from './names.js';
 import { PATIENTS, VITALS_POOL, type VitalStream } from './vitalstream.js';
 
-export const SCENARIOS = [
-  'leak',
-  'long-query',
-  'lock-chain',
-  'idle-in-transaction',
-  'spike',
-  'restart',
-] as const;
-export type ScenarioName = (typeof SCENARIOS)[number];
+export { SCENARIOS, type ScenarioName };
 
 export interface ScenarioContext {
   service: VitalStream;
