@@ -1,4 +1,5 @@
 /** Small helpers the integration tests share. */
+import { execFileSync } from 'node:child_process';
 import pg from 'pg';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -37,4 +38,14 @@ export async function countBackends(admin: pg.Client, applicationName: string): 
     [applicationName],
   );
   return res.rows[0]?.n ?? 0;
+}
+
+/** Whether a command runs here (`script --version`, say): tests that need one skip without it. */
+export function hasCommand(command: string, args: string[] = ['--version']): boolean {
+  try {
+    execFileSync(command, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
 }

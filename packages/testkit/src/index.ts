@@ -5,3 +5,4 @@ export * from './postgres.js';
 export * from './stub-client.js';
 export * from './helpers.js';
 export * from './tcp-proxy.js';
+export * from './prometheus.js';

@@ -1,20 +1,24 @@
 // A real Prometheus (Debian's) scrapes the agent's /metrics, and promtool accepts the exposition.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { type EmbeddedServer, freePort, startPostgres, waitFor } from '@pgwarden/testkit';
+import {
+  type EmbeddedServer,
+  type RunningPrometheus,
+  hasPrometheus,
+  startPostgres,
+  startPrometheus,
+  waitFor,
+} from '@pgwarden/testkit';
 import { parseConfig } from './config.js';
 import { type AgentServer, startServer } from './server.js';
 import { Watcher } from './watch.js';
 
-const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
 
 function skipWithoutPrometheus(): string | false {
-  if (existsSync(PROMETHEUS) && existsSync(PROMTOOL)) return false;
+  if (hasPrometheus() && existsSync(PROMTOOL)) return false;
   if (process.env.CI === 'true')
     throw new Error('prometheus is not installed: CI must install it (.ci/run does)');
   return 'Debian prometheus is not installed (apt-get install prometheus)';
@@ -24,8 +28,7 @@ describe('Prometheus scrapes the agent', { skip: skipWithoutPrometheus() }, () =
   let server: EmbeddedServer;
   let watcher: Watcher;
   let api: AgentServer;
-  let prometheus: ChildProcess | undefined;
-  let dir: string;
+  let prometheus: RunningPrometheus | undefined;
 
   before(async () => {
     server = await startPostgres();
@@ -41,14 +44,12 @@ describe('Prometheus scrapes the agent', { skip: skipWithoutPrometheus() }, () =
     });
     await watcher.start();
     api = await startServer({ watcher, host: '127.0.0.1', port: 0, token: undefined, environment: 'ci' });
-    dir = mkdtempSync(path.join(os.tmpdir(), 'pgwarden-prometheus-'));
   });
   after(async () => {
-    prometheus?.kill('SIGKILL');
+    await prometheus?.stop();
     await api?.close();
     await watcher?.stop();
     await server?.destroy();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('passes promtool check metrics', async () => {
@@ -63,27 +64,11 @@ describe('Prometheus scrapes the agent', { skip: skipWithoutPrometheus() }, () =
   });
 
   it('is scraped by a real Prometheus, and the runbook ratio can be queried', async () => {
-    const port = await freePort();
     const target = new URL(api.url).host;
-    writeFileSync(
-      path.join(dir, 'prometheus.yml'),
+    prometheus = await startPrometheus(
       `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: pgwarden\n    static_configs:\n      - targets: ['${target}']\n`,
     );
-    prometheus = spawn(
-      PROMETHEUS,
-      [
-        `--config.file=${path.join(dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${path.join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    const query = async (q: string) => {
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(q)}`);
-      if (!res.ok) return [];
-      const body = (await res.json()) as { data?: { result?: { value: [number, string] }[] } };
-      return body.data?.result ?? [];
-    };
+    const query = (q: string) => (prometheus as RunningPrometheus).query(q);
     await waitFor(
       'Prometheus to scrape the agent',
       async () => {

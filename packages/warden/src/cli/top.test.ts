@@ -2,32 +2,25 @@
 // shows a session idle in transaction, filters to it, terminates it after y, writes the audit log
 // and quits with q.
 import assert from 'node:assert/strict';
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { type EmbeddedServer, adminClient, startPostgres, waitFor } from '@pgwarden/testkit';
+import { type EmbeddedServer, adminClient, hasCommand, startPostgres, waitFor } from '@pgwarden/testkit';
 import pg from 'pg';
 import type { AuditEntry } from '../remedy/audit.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
-function hasScript(): boolean {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping them is the point
 const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
-describe('pgwarden top in a pseudo-terminal', { skip: !hasScript() && 'no `script` command' }, () => {
+describe('pgwarden top in a pseudo-terminal', {
+  skip: !hasCommand('script') && 'no `script` command',
+}, () => {
   let server: EmbeddedServer;
   let dir: string;
   let child: ChildProcessWithoutNullStreams | undefined;

@@ -3,13 +3,13 @@
 // recovered from; the interactive demo takes a scenario from a second `pgwarden demo --scenario` and
 // leaves nothing behind after Ctrl-C.
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '@pgwarden/testkit';
+import { hasCommand, waitFor } from '@pgwarden/testkit';
 import type { ScenarioResult } from './demo.js';
 import { SCENARIOS } from './scenarios.js';
 
@@ -52,15 +52,6 @@ const alive = (pid: number | undefined) => {
     return false;
   }
 };
-
-function hasScript(): boolean {
-  try {
-    execFileSync('script', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('pgwarden demo (npm start) headless', () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pgwarden-demo-test-'));
@@ -165,7 +156,7 @@ describe('pgwarden demo (npm start) headless', () => {
     await waitFor('the postmaster to exit', () => !alive(state.postgres.pid), 5000, 100);
   });
   it('quits on q in a terminal, stopping PostgreSQL itself', {
-    skip: !hasScript() && 'no `script` command',
+    skip: !hasCommand('script') && 'no `script` command',
     timeout: 120_000,
   }, async () => {
     const state = path.join(dir, 'tty.json');
