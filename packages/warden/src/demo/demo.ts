@@ -377,18 +377,37 @@ export class Demo {
       }
       // The audit log has each signal as it is sent (the timeline records the ladder once it is done).
       const audit = this.watcher.store.auditEntries({ since: t0 });
-      for (const e of audit.slice(narrated)) {
-        const at = Date.parse(e.at);
-        say(
-          at,
-          e.event === 'refuse'
-            ? `remedy: refused pid ${e.pid}: ${e.reason}`
-            : `remedy: ${e.event} pid ${e.pid} ${e.result} (${e.reason})`,
-        );
+      const fresh = audit.slice(narrated);
+      for (const e of fresh) {
         if (result.remediationAfter === null && e.event !== 'refuse' && e.result === 'ok')
-          result.remediationAfter = secs(at);
+          result.remediationAfter = secs(Date.parse(e.at));
       }
-      narrated = audit.length;
+      // A run of signals is told once it pauses (300 ms), one line per kind of signal: a remedy on
+      // twelve sessions is two lines, not 24.
+      const lastAt =
+        fresh.length > 0 ? Date.parse((fresh[fresh.length - 1] as (typeof audit)[number]).at) : now;
+      const groups = new Map<string, typeof audit>();
+      if (now - lastAt >= 300) {
+        for (const e of fresh) {
+          const key = `${e.event}|${e.result}|${e.event === 'refuse' ? e.reason : ''}`;
+          groups.set(key, [...(groups.get(key) ?? []), e]);
+        }
+        narrated = audit.length;
+      }
+      for (const entries of groups.values()) {
+        const first = entries[0] as (typeof audit)[number];
+        const pids = entries.map((e) => e.pid);
+        const who =
+          pids.length === 1
+            ? `pid ${pids[0]}`
+            : `${pids.length} sessions (pids ${pids.slice(0, 6).join(', ')}${pids.length > 6 ? ', …' : ''})`;
+        say(
+          Date.parse(first.at),
+          first.event === 'refuse'
+            ? `remedy: refused ${who}: ${first.reason}`
+            : `remedy: ${first.event} ${who} ${first.result} (${first.reason})`,
+        );
+      }
       if (
         result.recoveredAfter === null &&
         injected &&
