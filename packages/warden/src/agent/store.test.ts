@@ -484,9 +484,12 @@ describe('Store: the remedy AuditSink', () => {
       ],
     );
     assert.ok(!JSON.stringify(entries).includes('Jane Doe'), 'fingerprints, never query text');
+    // Sessions signalled: 201 was cancelled and terminated, and counts once.
     assert.equal(store.actionsSince(T0 - HOUR), 1);
     assert.equal(store.actionsSince(T0 - HOUR), memory.actionsSince(T0 - HOUR));
-    assert.equal(store.actionsSince(T0 + 1), 0);
+    assert.equal(store.actionsSince(T0 + 1), 1, 'its terminate after the grace period is still an action');
+    assert.equal(store.actionsSince(T0 + 1), memory.actionsSince(T0 + 1));
+    assert.equal(store.actionsSince(now + 1), 0);
     // Dry runs and refusals do not count against the hourly limit.
     store.write({ ...(entries[2] as AuditEntry), pid: 9, dryRun: true, result: 'dry_run' });
     assert.equal(store.actionsSince(T0 - HOUR), 1);

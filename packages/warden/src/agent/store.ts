@@ -717,8 +717,9 @@ export class Store implements AuditSink {
   /** Sessions acted on since `sinceMs` (each ladder counts once, from its successful, real cancel). */
   actionsSince(sinceMs: number): number {
     const row = this.#stmt(
-      `SELECT count(*) AS n FROM audit
-        WHERE event = 'cancel' AND dry_run = 0 AND result = 'ok' AND at_ms >= ?`,
+      `SELECT count(*) AS n FROM (
+         SELECT DISTINCT pid, backend_start FROM audit
+          WHERE event IN ('cancel', 'terminate') AND dry_run = 0 AND result = 'ok' AND at_ms >= ?)`,
     ).get(sinceMs) as { n: number };
     return row.n;
   }

@@ -10,7 +10,7 @@ import { type Thresholds, diagnose } from '../diagnose/index.js';
 import { isProbeError } from '../probe/errors.js';
 import { probePgBouncer } from '../probe/pgbouncer.js';
 import { PostgresProbe } from '../probe/postgres.js';
-import { executePlan } from '../remedy/executor.js';
+import { describeOutcome, executePlan } from '../remedy/executor.js';
 import { DEFAULT_POLICY, type RemedyPolicy, type RemedyRequest, planRemedies } from '../remedy/planner.js';
 import type { Snapshot } from '../snapshot.js';
 import { type AgentConfig, ConfigError, escalationPolicy, secret } from './config.js';
@@ -377,17 +377,13 @@ export class Watcher {
       now: () => new Date(this.clock.now()),
     });
     for (const o of report.outcomes) {
-      this.incidents.recordAction(
-        incident.id,
-        `pid ${o.action.pid}: cancel ${o.cancel}${o.terminate === 'skipped' ? '' : `, terminate ${o.terminate}`} (${o.action.reason})`,
-        {
-          pid: o.action.pid,
-          backendStart: o.action.backendStart,
-          rule: o.action.rule,
-          cancel: o.cancel,
-          terminate: o.terminate,
-        },
-      );
+      this.incidents.recordAction(incident.id, `${describeOutcome(o)} (${o.action.reason})`, {
+        pid: o.action.pid,
+        backendStart: o.action.backendStart,
+        rule: o.action.rule,
+        cancel: o.cancel,
+        terminate: o.terminate,
+      });
     }
     for (const r of plan.refusals) {
       this.incidents.recordAction(incident.id, `refused pid ${r.pid}: ${r.reason}`, {

@@ -130,8 +130,8 @@ describe('pgwarden kill against a real server', () => {
       const lines = entries.filter((e) => e.pid === v.pid);
       assert.deepEqual(
         lines.map((l) => `${l.event}:${l.result}`),
-        ['cancel:ok', 'terminate:ok'],
-        'one line per action: the cancel, then the terminate after the grace period',
+        ['terminate:ok'],
+        'one line per action: sessions idle in transaction are terminated without a cancel',
       );
       assert.equal(lines[0]?.rule, 'idle_in_transaction');
       assert.match(lines[0]?.queryFingerprint ?? '', /^[0-9a-f]{16}$/);
@@ -198,11 +198,12 @@ describe('pgwarden kill against a real server', () => {
         audit,
         serverMajor: probe.serverMajor,
       });
-      assert.equal(report.outcomes[0]?.cancel, 'gone');
+      // Idle in its transaction: terminated at once, and the statement finds no such session.
+      assert.equal(report.outcomes[0]?.terminate, 'gone');
       assert.ok(await alive(victim.pid), 'the live session with that pid is untouched');
       assert.deepEqual(
         audit.entries.map((e) => `${e.event}:${e.result}`),
-        ['cancel:gone'],
+        ['terminate:gone'],
       );
     } finally {
       await probe.close();
@@ -210,7 +211,7 @@ describe('pgwarden kill against a real server', () => {
     }
   });
 
-  it('climbs the ladder: a cancelled query fails with 57014, an idle transaction is terminated after the grace period', async () => {
+  it('climbs the ladder: a cancelled query fails with 57014; an idle transaction, which a cancel cannot end, is terminated at once', async () => {
     const query = await open(appUrl, 'ladder');
     const idle = await open(appUrl, 'ladder');
     await idle.query('BEGIN; SELECT 1');
@@ -234,13 +235,19 @@ describe('pgwarden kill against a real server', () => {
     assert.equal((err as { code?: string })?.code, '57014', 'the query was cancelled');
     assert.ok(await alive(query.pid), 'the cancel was enough: the session lives on');
     await waitFor('the idle transaction to be terminated', async () => !(await alive(idle.pid)));
-    assert.ok(Date.now() - started >= 500, 'terminated only after the grace period');
     const byPid = (pid: number) =>
       audit(log)
         .filter((e) => e.pid === pid)
         .map((e) => `${e.event}:${e.result}`);
     assert.deepEqual(byPid(query.pid), ['cancel:ok', 'terminate:no_longer_guilty']);
-    assert.deepEqual(byPid(idle.pid), ['cancel:ok', 'terminate:ok']);
+    assert.deepEqual(byPid(idle.pid), ['terminate:ok'], 'no cancel: it would do nothing');
+    const idleEnd = audit(log).find((e) => e.pid === idle.pid);
+    const queryCancel = audit(log).find((e) => e.pid === query.pid && e.event === 'cancel');
+    assert.ok(
+      Date.parse(idleEnd?.at ?? '') <= Date.parse(queryCancel?.at ?? ''),
+      'the idle transaction ends before the grace period the query gets',
+    );
+    assert.ok(Date.now() - started >= 500, "the query's terminate step still waited for the grace period");
   });
 
   it('holds its limits: per run, share of clients, and per hour from the audit log', async () => {
@@ -271,8 +278,8 @@ describe('pgwarden kill against a real server', () => {
       auditLog: log,
     });
     assert.equal(second.code, 0);
-    const cancels = audit(log).filter((e) => e.event === 'cancel' && e.result === 'ok');
-    assert.equal(cancels.length, 3, 'the hourly budget of 3 allowed one more');
+    const ended = audit(log).filter((e) => e.event === 'terminate' && e.result === 'ok');
+    assert.equal(ended.length, 3, 'the hourly budget of 3 allowed one more');
     const share = await kill({
       olderThan: '0s',
       app,

@@ -4,7 +4,7 @@
  * ladder (cancel, grace period, terminate if still guilty) and writes the audit log.
  */
 import { FileAuditLog, defaultAuditPath } from '../remedy/audit.js';
-import { type ActionOutcome, executePlan } from '../remedy/executor.js';
+import { type ActionOutcome, describeOutcome, executePlan } from '../remedy/executor.js';
 import {
   DEFAULT_POLICY,
   type RemedyPlan,
@@ -167,11 +167,8 @@ function planLines(
   return lines;
 }
 
-function describeOutcome(o: ActionOutcome): string {
-  const parts = [`pid ${o.action.pid}: cancel ${o.cancel}`];
-  if (o.terminate !== 'skipped') parts.push(`terminate ${o.terminate}`);
-  if (o.error) parts.push(`(${o.error})`);
-  return terminalSafe(parts.join(', '));
+function describe(o: ActionOutcome): string {
+  return terminalSafe(describeOutcome(o));
 }
 
 export async function runKill(flags: KillFlags, io: Io): Promise<number> {
@@ -224,7 +221,7 @@ export async function runKill(flags: KillFlags, io: Io): Promise<number> {
       serverMajor: probe.serverMajor,
       database: snapshot.server.database,
       onStep: (outcome, step) => {
-        if (!flags.json) io.out(`  ${step === 'cancel' ? '·' : '▸'} ${describeOutcome(outcome)}\n`);
+        if (!flags.json) io.out(`  ${step === 'cancel' ? '·' : '▸'} ${describe(outcome)}\n`);
       },
     });
     if (flags.json)

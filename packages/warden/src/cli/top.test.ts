@@ -89,7 +89,7 @@ describe('pgwarden top in a pseudo-terminal', {
     await sawAfter('the confirmation prompt', new RegExp(`pid ${pid} .*\\? y/N`), mark);
     mark = screen.length;
     proc.stdin.write('y');
-    await sawAfter('the outcome', `pid ${pid}: cancel ok, terminate ok`, mark);
+    await sawAfter('the outcome', `pid ${pid}: terminate ok`, mark);
 
     const admin = await adminClient(server.url);
     try {

@@ -5,7 +5,7 @@
  * log. A lost connection is shown in the header and retried at the next refresh.
  */
 import { FileAuditLog, defaultAuditPath } from '../remedy/audit.js';
-import { executePlan } from '../remedy/executor.js';
+import { describeOutcome, executePlan } from '../remedy/executor.js';
 import { DEFAULT_POLICY, type RemedyPolicy, planRemedies } from '../remedy/planner.js';
 import { redact } from '../probe/errors.js';
 import { PostgresProbe } from '../probe/postgres.js';
@@ -132,10 +132,7 @@ export async function runTop(flags: TopFlags, io: Io, input: TopInput = processI
       const o = outcome.report.outcomes[0];
       const refusal = outcome.plan.refusals[0];
       if (o) {
-        const parts = [`pid ${pid}: cancel ${o.cancel}`];
-        if (terminate) parts.push(`terminate ${o.terminate}`);
-        if (o.error) parts.push(`(${o.error})`);
-        view.status = `${parts.join(', ')} · audit log ${audit.file}`;
+        view.status = `${describeOutcome(o)} · audit log ${audit.file}`;
       } else if (refusal) view.status = `pid ${pid}: refused, ${refusal.reason}`;
       else view.status = `pid ${pid}: no such session any more`;
     } catch (err) {

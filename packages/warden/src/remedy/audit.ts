@@ -90,8 +90,15 @@ export class MemoryAuditLog implements AuditSink {
   }
 }
 
+/**
+ * Sessions signalled since `sinceMs` (what the hourly budget counts): one per session, whether the
+ * ladder cancelled and then terminated it or terminated it at once.
+ */
 function countActions(entries: AuditEntry[], sinceMs: number): number {
-  return entries.filter(
-    (e) => e.event === 'cancel' && !e.dryRun && e.result === 'ok' && Date.parse(e.at) >= sinceMs,
-  ).length;
+  const sessions = new Set<string>();
+  for (const e of entries) {
+    if (e.event === 'refuse' || e.dryRun || e.result !== 'ok' || Date.parse(e.at) < sinceMs) continue;
+    sessions.add(`${e.pid}@${e.backendStart}`);
+  }
+  return sessions.size;
 }

@@ -131,9 +131,27 @@ function entry(
 
 const toAudit = (r: StepResult): AuditEntry['result'] => (r === 'skipped' ? 'refused' : r);
 
+function idleInTransaction(action: PlannedAction): boolean {
+  return action.state === 'idle in transaction' || action.state === 'idle in transaction (aborted)';
+}
+
+/** One line per outcome: "pid 123: cancel ok, terminate ok", or "pid 123: terminate ok" (idle). */
+export function describeOutcome(o: ActionOutcome): string {
+  const parts =
+    o.cancel === 'skipped' && o.terminate !== 'skipped'
+      ? [`pid ${o.action.pid}: terminate ${o.terminate}`]
+      : [
+          `pid ${o.action.pid}: cancel ${o.cancel}`,
+          ...(o.terminate === 'skipped' ? [] : [`terminate ${o.terminate}`]),
+        ];
+  if (o.error) parts.push(`(${o.error})`);
+  return parts.join(', ');
+}
+
 /**
  * The ladder: cancel every planned session, wait the grace period, then terminate those that are
- * still the same session and still guilty. Refusals are written to the audit log too.
+ * still the same session and still guilty; sessions idle in transaction are terminated first, at
+ * once (a cancel cannot end them). Refusals are written to the audit log too.
  */
 export async function executePlan(
   execute: Execute,
@@ -156,7 +174,20 @@ export async function executePlan(
     cancel: 'skipped',
     terminate: 'skipped',
   }));
+  // A session idle in a transaction runs no statement: PostgreSQL ignores a cancel there, so the
+  // ladder's first rung cannot end it and the grace period would only keep its locks and its
+  // connection longer. It is terminated at once (the same identity and guilt checks apply).
+  const direct = options.cancelOnly ? [] : outcomes.filter((o) => idleInTransaction(o.action));
+  for (const outcome of direct) {
+    const { result, error } = await step(execute, 'pg_terminate_backend', outcome.action, options);
+    outcome.terminate = result;
+    if (error) outcome.error = error;
+    const reason = `${outcome.action.reason}; terminated without a cancel, which cannot end an idle transaction`;
+    options.audit.write(entry(outcome.action, 'terminate', toAudit(result), reason, options, error));
+    options.onStep?.(outcome, 'terminate');
+  }
   for (const outcome of outcomes) {
+    if (direct.includes(outcome)) continue;
     const { result, error } = await step(execute, 'pg_cancel_backend', outcome.action, options);
     outcome.cancel = result;
     if (error) outcome.error = error;
