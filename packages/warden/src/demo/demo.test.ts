@@ -76,6 +76,9 @@ describe('pgwarden demo (npm start) headless', () => {
       const where = `${r.scenario}: ${JSON.stringify(r)}`;
       assert.equal(r.ok, true, where);
       assert.notEqual(r.detectedAfter, null, where);
+      // Every fault opens an incident (the spike and the restart too: waiting callers, unreachable).
+      assert.notEqual(r.incident, null, where);
+      assert.notEqual(r.resolvedAfter, null, `resolved by itself once clear: ${where}`);
       assert.notEqual(r.recoveredAfter, null, where);
       assert.ok((r.recoveredAfter ?? 99) <= 30, `recovered within 30 s: ${where}`);
     }
@@ -108,6 +111,8 @@ describe('pgwarden demo (npm start) headless', () => {
     );
     // The restart: the agent saw the server go, the service failed while it was down and came back.
     assert.equal(by.restart?.detectedBy, 'server.unreachable');
+    assert.equal(by.restart?.incident?.ruleId, 'server.unreachable');
+    assert.equal(by.spike?.incident?.ruleId, 'app_pool.waiting');
     assert.ok((by.restart?.requests.failed ?? 0) > 0);
     assert.equal(by.spike?.detectedBy, 'app_pool.waiting');
   });

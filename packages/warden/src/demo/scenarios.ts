@@ -112,7 +112,7 @@ export const SCENARIO_LIST: Scenario[] = [
     name: 'restart',
     title: 'Database restart: PostgreSQL shuts down (fast) and is back 5 s later',
     culprit: 'the database server (every pooled connection is closed by the restart)',
-    rules: ['server.unreachable', 'app_pool.waiting'],
+    rules: ['server.unreachable'],
     remediable: false,
     async inject(ctx) {
       await ctx.server.stop('fast');
