@@ -268,6 +268,13 @@ function stateOf(watcher: Watcher) {
         connections: o?.snapshot?.connections ?? null,
         status: o?.diagnosis?.status ?? null,
         headline: o?.diagnosis?.headline ?? null,
+        // Alert rules that see something now: pending ones are detections not yet incidents.
+        rules: watcher.ruleStates(name).map((r) => ({
+          ruleId: r.ruleId,
+          status: r.status,
+          since: r.since,
+          severity: r.severity,
+        })),
       };
     }),
   };

@@ -58,6 +58,10 @@ export const DASHBOARD_JS = `'use strict';
         el('div', { class: 'db-status' }, [status]),
         el('div', { class: 'db-conn' }, c ? [el('strong', null, [c.total]), ' / ' + c.usable + ' (' + pct(c.usage) + ')'] : ['no data']),
         el('div', { class: 'db-headline' }, [db.unreachable ? db.unreachable.message : db.headline || '']),
+        el('ul', { class: 'db-rules' }, (db.rules || []).map(function (r) {
+          var secs = Math.max(0, Math.round((Date.now() - r.since) / 1000));
+          return el('li', { class: 'rule-' + r.status }, [r.ruleId + ' ' + r.status + ' for ' + secs + 's']);
+        })),
       ]);
       box.appendChild(card);
       if (c && db.at) {

@@ -135,6 +135,12 @@ if (!haveChromium && process.env.CI === 'true') {
       ) as Incident;
       const row = page.locator(`#incidents-body tr[data-incident-id="${incident.id}"]`);
       await row.waitFor({ timeout: 5000 });
+      // The database card lists the alert rules that see something, with their state.
+      await page
+        .locator('#databases .db-rules li.rule-firing', {
+          hasText: /^sessions\.idle_in_transaction firing for \d+s$/,
+        })
+        .waitFor({ timeout: 5000 });
       assert.equal(
         await row.locator('a', { hasText: 'report' }).getAttribute('href'),
         `/api/incidents/${encodeURIComponent(incident.id)}/report?format=html`,

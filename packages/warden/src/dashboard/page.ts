@@ -28,6 +28,7 @@ section h2 { font-size: 15px; margin: 0 0 10px; display: flex; gap: 12px; align-
 .db { border: 1px solid var(--line); border-left: 5px solid var(--muted); border-radius: 8px; padding: 8px 12px; min-width: 220px; }
 .db-name { font-weight: 600; } .db-status { text-transform: uppercase; font-size: 12px; letter-spacing: .04em; }
 .db-conn { font-size: 20px; font-variant-numeric: tabular-nums; } .db-headline { color: var(--muted); font-size: 13px; max-width: 420px; }
+.db-rules { list-style: none; margin: 4px 0 0; padding: 0; font-size: 12px; } .db-rules .rule-pending { color: var(--warn); } .db-rules .rule-firing { color: var(--crit); font-weight: 600; } .db-rules .rule-clearing { color: var(--muted); }
 .status-ok { border-left-color: var(--ok); } .status-ok .db-status { color: var(--ok); }
 .status-warning, .status-warn { border-left-color: var(--warn); } .status-warning .db-status, .status-warn .db-status { color: var(--warn); }
 .status-critical, .status-unreachable { border-left-color: var(--crit); }
