@@ -42,7 +42,9 @@ export interface ScenarioResult {
   /** Seconds from the fault's start; null when it did not happen. */
   detectedAfter: number | null;
   detectedBy: string | null;
+  /** When the first incident of the scenario's rules opened. */
   incidentAfter: number | null;
+  /** The incident of the most specific of the scenario's rules that opened. */
   incident: { id: string; ruleId: string; severity: string; title: string } | null;
   remediationAfter: number | null;
   recoveredAfter: number | null;
@@ -350,11 +352,18 @@ export class Demo {
         if (inc.openedAt < t0 || inc.database !== DEMO_DATABASE) continue;
         if (!incidents.has(inc.id)) {
           say(inc.openedAt, `incident ${inc.id} opened (${inc.severity}): ${inc.title}`);
-          if (result.incident === null || sc.rules.includes(inc.ruleId)) {
-            if (result.incident === null || !sc.rules.includes(result.incident.ruleId)) {
-              result.incident = { id: inc.id, ruleId: inc.ruleId, severity: inc.severity, title: inc.title };
-              result.incidentAfter = secs(inc.openedAt);
-            }
+          // The scenario's rules are listed most specific first: its incident is the most specific
+          // one that opened; the time is when the first of them opened (the first page).
+          const rank = (ruleId: string) => {
+            const i = sc.rules.indexOf(ruleId);
+            return i === -1 ? sc.rules.length : i;
+          };
+          if (result.incident === null || rank(inc.ruleId) < rank(result.incident.ruleId)) {
+            result.incident = { id: inc.id, ruleId: inc.ruleId, severity: inc.severity, title: inc.title };
+          }
+          if (sc.rules.includes(inc.ruleId) || result.incidentAfter === null) {
+            const after = secs(inc.openedAt);
+            if (result.incidentAfter === null || after < result.incidentAfter) result.incidentAfter = after;
           }
           if (!diagnosed) {
             diagnosed = true;

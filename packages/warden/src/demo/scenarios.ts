@@ -23,7 +23,10 @@ export interface Scenario {
   title: string;
   /** The code at fault, as the demo's service names it. */
   culprit: string;
-  /** Alert rules that detect it (the first to see it counts as detection). */
+  /**
+   * Alert rules that detect it, most specific first (the first to see it counts as detection; the
+   * most specific incident that opens is the scenario's incident).
+   */
   rules: string[];
   /** Whether pgwarden's remedy engine is expected to act (auto mode). */
   remediable: boolean;
@@ -92,7 +95,7 @@ export const SCENARIO_LIST: Scenario[] = [
     name: 'idle-in-transaction',
     title: "Idle in transaction: the lab import opens its transaction before it fetches the partner's data",
     culprit: 'VitalStream.importBatch',
-    rules: ['app_pool.waiting', 'sessions.idle_in_transaction'],
+    rules: ['sessions.idle_in_transaction', 'app_pool.waiting'],
     remediable: true,
     async inject(ctx) {
       for (let i = 0; i < POOL_CAPACITY; i++) fire(ctx, '/api/imports', { method: 'POST' });
