@@ -123,12 +123,7 @@ function findRunningDemo(env: Record<string, string | undefined>): DemoState | u
   }
   if (typeof state.control !== 'string' || !/^http:\/\/127\.0\.0\.1:\d+$/.test(state.control))
     return undefined;
-  try {
-    process.kill(state.pid, 0);
-    return state;
-  } catch {
-    return undefined;
-  }
+  return running(state.pid) ? state : undefined;
 }
 
 /** Starts a demo, plays the scenarios one after another, stops. */

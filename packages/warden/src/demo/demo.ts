@@ -15,7 +15,7 @@ import type { Incident } from '../agent/types.js';
 import { Watcher } from '../agent/watch.js';
 import { terminalSafe } from '../render/text.js';
 import { LoadGenerator } from './load.js';
-import { type SCENARIO_LIST, type ScenarioContext, type ScenarioName, scenario } from './scenarios.js';
+import { type SCENARIO_LIST, type ScenarioName, scenario } from './scenarios.js';
 import { VitalStream } from './vitalstream.js';
 
 export const DEMO_DATABASE = 'vitalstream';
@@ -316,9 +316,7 @@ export class Demo {
     };
     say(t0, `fault: ${sc.title}`);
     let injected = false;
-    const ctx: ScenarioContext = { service: this.service, load: this.load, server: this.server };
-    const injection = sc
-      .inject(ctx)
+    const injection = this.inject(sc.name)
       .catch((err: Error) => result.problems.push(`injecting the fault failed: ${err.message}`))
       .finally(() => {
         injected = true;
